@@ -1,0 +1,27 @@
+# synthproxy: neural proxies for sound synthesizers (Combes et al., JAES 2025; Masuda & Saito, TASLP 2023).
+#
+#   snakemake --cores all results/tables                              # default config (laptop scale)
+#   snakemake --cores all --configfile config/tiny.yaml results/tables  # CI scale
+#   snakemake --profile profiles/slurm --configfile config/paper.yaml     # paper scale on SLURM
+#
+# The rules live in workflow/rules/*.smk, grouped by stage; each runs one `python -m synthproxy` step.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/datasets.smk"
+include: "workflow/rules/tables.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/tables",

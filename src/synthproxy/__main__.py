@@ -1,0 +1,7 @@
+"""``python -m synthproxy``: the workflow's command-line entry point."""
+
+import sys
+
+from synthproxy.cli import main
+
+sys.exit(main())

@@ -1,0 +1,37 @@
+"""The dataset summary table: per synth and split, presets, rejections, RMS statistics, throughput."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from synthproxy.analysis.tables import write_table
+
+CAPTION = (
+    "Synthetic datasets: presets kept per synth and split, candidates rejected by the RMS filter "
+    "(too quiet / too loud / non-finite), RMS of the kept renders, and render+embed throughput per job."
+)
+
+
+def summarize(split_stats: list[Path], out_prefix: Path) -> pd.DataFrame:
+    rows = []
+    for path in sorted(split_stats):
+        s = json.loads(Path(path).read_text())
+        reasons = s.get("rejections_by_reason", {})
+        total = s["presets"] + s["rejections"]
+        rows.append({
+            "synth": s["synth"], "split": s["split"], "presets": s["presets"], "params": s["params"],
+            "rejected": s["rejections"],
+            "rejected %": round(100.0 * s["rejections"] / total, 2) if total else 0.0,
+            "too quiet": reasons.get("too_quiet", 0), "too loud": reasons.get("too_loud", 0),
+            "non-finite": reasons.get("non_finite", 0),
+            "RMS mean ± std": f"{s['rms_mean']:.3f} ± {s['rms_std']:.3f}",
+            "RMS min": round(s["rms_min"], 4), "RMS max": round(s["rms_max"], 4),
+            "presets/s per job": s.get("presets_per_second_per_job"),
+            "embeddings": ", ".join(f"{k} ({v[1]})" for k, v in sorted(s["embeddings"].items())),
+        })
+    df = pd.DataFrame(rows)
+    write_table(df, out_prefix, CAPTION)
+    return df

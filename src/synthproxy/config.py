@@ -1,0 +1,141 @@
+"""Loading and validating the workflow configuration.
+
+The JSON schema (``schemas/config.schema.yaml``, also ``workflow/schemas/``) checks types, ranges and
+unknown keys; :func:`validate_config` adds the checks a schema cannot express (files that must exist,
+registered representations, chunk-aligned shards) and fills defaults. Every message names the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from synthproxy.errors import ConfigError
+
+SCHEMA_PATH = resources.files("synthproxy") / "schemas" / "config.schema.yaml"
+
+
+def load_schema() -> dict[str, Any]:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) if not isinstance(p, int) else f"[{p}]" for p in error.absolute_path]
+    return ".".join(parts).replace(".[", "[") or "(top level)"
+
+
+def _fill_defaults(schema: dict[str, Any], node: Any) -> None:
+    """Insert schema defaults into ``node`` (recursively for nested objects)."""
+    if not isinstance(node, dict):
+        return
+    for key, sub in schema.get("properties", {}).items():
+        if key not in node and "default" in sub:
+            node[key] = copy.deepcopy(sub["default"])
+        if key in node:
+            _fill_defaults(sub, node[key])
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key, value in node.items():
+            if key not in schema.get("properties", {}):
+                _fill_defaults(extra, value)
+
+
+def validate_config(config: dict[str, Any], base_dir: str | Path = ".") -> dict[str, Any]:
+    """Validate a config dict and return a copy with defaults filled in.
+
+    ``base_dir`` is where relative paths in the config are resolved from (the workflow directory).
+    """
+    if not isinstance(config, dict):
+        raise ConfigError("config: expected a mapping at top level")
+    schema = load_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = []
+        for e in errors[:10]:
+            if e.validator == "additionalProperties":
+                allowed = sorted(e.schema.get("properties", {}))
+                extra = sorted(set(e.instance) - set(allowed))
+                lines.append(f"{_key_path(e)}: unknown key(s) {extra}; allowed: {allowed}")
+            else:
+                lines.append(f"{_key_path(e)}: {e.message}")
+        raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
+    cfg = copy.deepcopy(config)
+    _fill_defaults(schema, cfg)
+    base = Path(base_dir)
+
+    for name, synth in cfg["synths"].items():
+        spec = Path(synth["spec"])
+        if not (spec if spec.is_absolute() else base / spec).is_file():
+            raise ConfigError(f"synths.{name}.spec: file not found: {spec}")
+
+    from synthproxy.audio.representations import REDUCTIONS, available, get_representation
+
+    seen = set()
+    for i, rep in enumerate(cfg["representations"]):
+        try:
+            get_representation(rep["name"], **rep.get("options", {}))
+        except ConfigError as exc:
+            raise ConfigError(f"representations[{i}].name: {exc}") from exc
+        except TypeError as exc:
+            raise ConfigError(f"representations[{i}].options: {exc}") from exc
+        key = embedding_key(rep)
+        if key in seen:
+            raise ConfigError(f"representations[{i}]: '{key}' is listed twice")
+        seen.add(key)
+        assert rep["reduction"] in REDUCTIONS, available()
+
+    r = cfg["render"]
+    if r["note_duration"] > r["duration"]:
+        raise ConfigError(
+            f"render.note_duration: {r['note_duration']} s is longer than render.duration {r['duration']} s"
+        )
+    if r["rms_min"] >= r["rms_max"]:
+        raise ConfigError(f"render.rms_min: {r['rms_min']} must be below render.rms_max {r['rms_max']}")
+
+    chunk = cfg["dataset"]["chunk_rows"]
+    for split, s in cfg["dataset"]["splits"].items():
+        if s["shard_size"] % chunk:
+            raise ConfigError(
+                f"dataset.splits.{split}.shard_size: {s['shard_size']} is not a multiple of "
+                f"dataset.chunk_rows ({chunk}); parallel shards must write whole chunks"
+            )
+    return cfg
+
+
+def embedding_key(rep: dict[str, Any]) -> str:
+    """Name of a representation's array in the data store, e.g. ``mel128_avg``."""
+    return f"{rep['name']}_{rep['reduction']}"
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file and validate it (relative paths resolve from the current directory)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return validate_config(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def config_from_cli(config_path: str | None, config_json: str | None) -> dict[str, Any]:
+    """A validated config from a YAML file (by-hand runs) or inline JSON (what Snakemake rules pass)."""
+    if config_json:
+        try:
+            return validate_config(json.loads(config_json))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--config-json is not valid JSON: {exc}") from exc
+    if config_path:
+        return load_config(config_path)
+    raise ConfigError("give --config PATH (a YAML config) or --config-json")

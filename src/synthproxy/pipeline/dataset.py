@@ -1,0 +1,281 @@
+"""Synthetic dataset generation: sample → render → RMS filter → embed → Zarr, streamed chunk by chunk.
+
+Three steps, each a CLI command and a Snakemake rule:
+
+* ``init-store``: allocate the store of a (synth, split) with its metadata;
+* ``render-shard``: fill one shard (a chunk-aligned row range); shards run in parallel processes;
+* ``finalize-split``: check every chunk was written and record the split's statistics.
+
+Audio never reaches the disk and at most one batch of it is in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from synthproxy import __version__
+from synthproxy.audio.representations import Representation, get_representation
+from synthproxy.config import embedding_key
+from synthproxy.data.store import StoreLayout, chunk_ranges, create_store, fingerprint, open_store
+from synthproxy.errors import ConfigError, StoreError
+from synthproxy.presets.sampling import PresetSampler
+from synthproxy.synths.engines import Engine, RenderSettings, make_engine, rms
+from synthproxy.synths.spec import SynthSpec, load_spec
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON via a temporary file and rename, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    tmp.replace(path)
+
+
+@dataclass
+class DatasetPlan:
+    """Everything a (synth, split) job needs, derived from the validated config."""
+
+    cfg: dict[str, Any]
+    synth: str
+    split: str
+
+    def __post_init__(self) -> None:
+        if self.synth not in self.cfg["synths"]:
+            raise ConfigError(f"unknown synth '{self.synth}'; configured: {sorted(self.cfg['synths'])}")
+        if self.split not in self.cfg["dataset"]["splits"]:
+            raise ConfigError(
+                f"unknown split '{self.split}'; configured: {sorted(self.cfg['dataset']['splits'])}"
+            )
+        self.synth_cfg = self.cfg["synths"][self.synth]
+        self.spec: SynthSpec = load_spec(self.synth_cfg["spec"])
+        self.split_cfg = self.cfg["dataset"]["splits"][self.split]
+        self.size = int(self.split_cfg["size"])
+        self.shard_size = int(self.split_cfg["shard_size"])
+        self.chunk_rows = int(self.cfg["dataset"]["chunk_rows"])
+        self.reps: dict[str, tuple[Representation, str]] = {
+            embedding_key(r): (get_representation(r["name"], **r.get("options", {})), r["reduction"])
+            for r in self.cfg["representations"]
+        }
+        # The first representation's rate is the primary render; the RMS filter is applied on it.
+        rates = [rep.sample_rate for rep, _ in self.reps.values()]
+        self.sample_rates = list(dict.fromkeys(rates))
+        r = self.cfg["render"]
+        self.render_settings = {
+            sr: RenderSettings(sample_rate=sr, note=r["note"], velocity=r["velocity"],
+                               note_duration=r["note_duration"], duration=r["duration"],
+                               block_size=r["block_size"])
+            for sr in self.sample_rates
+        }
+
+    @property
+    def n_shards(self) -> int:
+        return -(-self.size // self.shard_size)
+
+    def shard_rows(self, shard: int) -> tuple[int, int]:
+        if not 0 <= shard < self.n_shards:
+            raise ConfigError(f"shard {shard} out of range: split '{self.split}' has {self.n_shards} shards")
+        start = shard * self.shard_size
+        return start, min(start + self.shard_size, self.size)
+
+    def meta(self) -> dict[str, Any]:
+        """Store attributes; everything here changes what the store holds (hence its fingerprint)."""
+        r = self.cfg["render"]
+        return {
+            "synth": self.synth,
+            "spec_name": self.spec.name,
+            "spec_hash": self.spec.hash,
+            "engine": self.spec.engine,
+            "plugin": self.synth_cfg.get("plugin") or self.spec.plugin,
+            "param_names": self.spec.names,
+            "param_kinds": [p.kind for p in self.spec.used],
+            "cardinalities": [p.cardinality for p in self.spec.used],
+            "seed": int(self.cfg["seed"]),
+            "split": self.split,
+            "size": self.size,
+            "shard_size": self.shard_size,
+            "chunk_rows": self.chunk_rows,
+            "render": {k: r[k] for k in ("note", "velocity", "note_duration", "duration", "block_size",
+                                         "rms_min", "rms_max", "max_attempts")},
+            "sample_rates": self.sample_rates,
+            "representations": {
+                key: rep.settings() | {"reduction": red} for key, (rep, red) in self.reps.items()
+            },
+        }
+
+    def embedding_dims(self) -> dict[str, int]:
+        n = {sr: s.n_samples for sr, s in self.render_settings.items()}
+        return {key: rep.dim(n[rep.sample_rate], red) for key, (rep, red) in self.reps.items()}
+
+
+def init_store(plan: DatasetPlan, store_path: Path, marker: Path) -> dict[str, Any]:
+    """Allocate the split's store (kept if it already matches) and write the init marker."""
+    meta = plan.meta()
+    layout = StoreLayout(plan.size, plan.spec.n_params, plan.chunk_rows, plan.embedding_dims())
+    root = create_store(store_path, layout, meta)
+    info = {"store": str(store_path), "fingerprint": root.attrs["fingerprint"],
+            "embedding_dims": layout.embedding_dims, "n_shards": plan.n_shards,
+            "chunks_done": int(np.asarray(root["chunk_done"][:]).sum()), "n_chunks": layout.n_chunks}
+    write_json_atomic(marker, info)
+    return info
+
+
+class ShardRenderer:
+    """Renders, filters and embeds presets of one split; used per shard and by the benchmarks."""
+
+    def __init__(self, plan: DatasetPlan) -> None:
+        self.plan = plan
+        self.sampler = PresetSampler(plan.spec, plan.cfg["seed"], plan.split)
+        plugin = plan.synth_cfg.get("plugin")
+        self.engines: dict[int, Engine] = {
+            sr: make_engine(plan.spec, s, plugin) for sr, s in plan.render_settings.items()
+        }
+        r = plan.cfg["render"]
+        self.rms_min, self.rms_max, self.max_attempts = r["rms_min"], r["rms_max"], r["max_attempts"]
+        self.primary = plan.sample_rates[0]
+        self.rejections: Counter[str] = Counter()
+        self.render_seconds = 0.0
+        self.embed_seconds = 0.0
+
+    def accept(self, index: int) -> tuple[np.ndarray, dict[int, np.ndarray], float, int]:
+        """First candidate of ``index`` whose render is finite and within the RMS range."""
+        for attempt in range(self.max_attempts):
+            preset = self.sampler.sample_one(index, attempt)
+            plugin_vec = self.plan.spec.to_plugin(preset[None, :])[0]
+            t0 = time.perf_counter()
+            audio = self.engines[self.primary].render(plugin_vec)
+            self.render_seconds += time.perf_counter() - t0
+            if not np.all(np.isfinite(audio)):
+                self.rejections["non_finite"] += 1
+                continue
+            level = rms(audio)
+            if level < self.rms_min:
+                self.rejections["too_quiet"] += 1
+                continue
+            if level > self.rms_max:
+                self.rejections["too_loud"] += 1
+                continue
+            audios = {self.primary: audio}
+            t0 = time.perf_counter()
+            for sr, engine in self.engines.items():
+                if sr != self.primary:
+                    audios[sr] = engine.render(plugin_vec)
+            self.render_seconds += time.perf_counter() - t0
+            return preset, audios, level, attempt
+        raise StoreError(
+            f"{self.plan.synth}/{self.plan.split}: preset index {index}: {self.max_attempts} consecutive "
+            f"candidates rejected ({dict(self.rejections)}); check the spec's ranges or render.rms_min/max"
+        )
+
+    def embed(self, audios: dict[int, list[np.ndarray]]) -> dict[str, np.ndarray]:
+        t0 = time.perf_counter()
+        batches = {sr: torch.from_numpy(np.stack(a)) for sr, a in audios.items()}
+        out = {key: rep(batches[rep.sample_rate], red).numpy().astype(np.float32)
+               for key, (rep, red) in self.plan.reps.items()}
+        self.embed_seconds += time.perf_counter() - t0
+        return out
+
+    def rows(self, start: int, stop: int, progress: tqdm | None = None) -> dict[str, np.ndarray]:
+        """Compute every array's rows ``[start, stop)`` in batches of ``dataset.batch_size``."""
+        bs = int(self.plan.cfg["dataset"]["batch_size"])
+        presets, levels, attempts = [], [], []
+        embs: dict[str, list[np.ndarray]] = {k: [] for k in self.plan.reps}
+        for b0 in range(start, stop, bs):
+            audios: dict[int, list[np.ndarray]] = {sr: [] for sr in self.engines}
+            for index in range(b0, min(b0 + bs, stop)):
+                preset, au, level, attempt = self.accept(index)
+                presets.append(preset)
+                levels.append(level)
+                attempts.append(attempt)
+                for sr, a in au.items():
+                    audios[sr].append(a)
+                if progress is not None:
+                    progress.update(1)
+            for key, e in self.embed(audios).items():
+                embs[key].append(e)
+        return {
+            "presets": np.stack(presets).astype(np.float32),
+            "rms": np.asarray(levels, dtype=np.float32),
+            "attempts": np.asarray(attempts, dtype=np.uint16),
+            **{f"embeddings/{k}": np.concatenate(v) for k, v in embs.items()},
+        }
+
+
+def render_shard(plan: DatasetPlan, store_path: Path, shard: int, marker: Path) -> dict[str, Any]:
+    """Fill one shard's missing chunks, then write its marker with rejection and timing statistics."""
+    start, stop = plan.shard_rows(shard)
+    root = open_store(store_path, mode="r+", expect_fingerprint=fingerprint(plan.meta()))
+    renderer = ShardRenderer(plan)
+    done = np.asarray(root["chunk_done"][:])
+    todo = [(c, s, e) for c, s, e in chunk_ranges(start, stop, plan.chunk_rows) if not done[c]]
+    t0 = time.perf_counter()
+    with tqdm(total=sum(e - s for _, s, e in todo), desc=f"{plan.synth}/{plan.split} shard {shard}",
+              unit="preset", mininterval=5.0) as bar:
+        for c, s, e in todo:
+            rows = renderer.rows(s, e, bar)
+            for name, data in rows.items():
+                root[name][s:e] = data
+            root["chunk_done"][c] = 1  # only after every array of the chunk is written
+    wall = time.perf_counter() - t0
+    n_new = sum(e - s for _, s, e in todo)
+    attempts = np.asarray(root["attempts"][start:stop], dtype=np.int64)
+    info = {
+        "synth": plan.synth, "split": plan.split, "shard": shard, "rows": [start, stop],
+        "chunks_resumed": len(chunk_ranges(start, stop, plan.chunk_rows)) - len(todo),
+        "presets_rendered": n_new, "rejections": int(attempts.sum()),
+        "rejections_by_reason": dict(renderer.rejections),
+        "wall_seconds": round(wall, 3), "render_seconds": round(renderer.render_seconds, 3),
+        "embed_seconds": round(renderer.embed_seconds, 3),
+        "presets_per_second": round(n_new / wall, 3) if n_new and wall > 0 else None,
+        "synthproxy_version": __version__,
+    }
+    write_json_atomic(marker, info)
+    return info
+
+
+def finalize_split(plan: DatasetPlan, store_path: Path, shard_markers: list[Path], out: Path) -> dict:
+    """Verify completeness and record split statistics in the store and in ``out``."""
+    root = open_store(store_path, mode="r+", expect_fingerprint=fingerprint(plan.meta()))
+    done = np.asarray(root["chunk_done"][:])
+    if not done.all():
+        missing = np.flatnonzero(done == 0)
+        raise StoreError(
+            f"{store_path}: {len(missing)} chunk(s) not written (first: {missing[:5].tolist()}); rerun the "
+            "render_shard jobs"
+        )
+    shards = [json.loads(Path(m).read_text()) for m in shard_markers]
+    levels = np.asarray(root["rms"][:], dtype=np.float64)
+    presets = root["presets"]
+    finite = all(np.isfinite(np.asarray(root["embeddings"][k][:])).all() for k in root["embeddings"].array_keys())
+    if not finite or not np.isfinite(levels).all():
+        raise StoreError(f"{store_path}: the store holds NaN values although every chunk is marked done")
+    reasons: Counter[str] = Counter()
+    for s in shards:
+        reasons.update(s.get("rejections_by_reason", {}))
+    wall = sum(s["wall_seconds"] for s in shards)
+    rendered = sum(s["presets_rendered"] for s in shards)
+    stats = {
+        "synth": plan.synth, "split": plan.split, "presets": int(presets.shape[0]),
+        "params": int(presets.shape[1]), "spec_hash": plan.spec.hash,
+        "rejections": int(np.asarray(root["attempts"][:], dtype=np.int64).sum()),
+        "rejections_by_reason": dict(reasons),
+        "rms_mean": float(levels.mean()), "rms_std": float(levels.std()),
+        "rms_min": float(levels.min()), "rms_max": float(levels.max()),
+        "shards": len(shards), "render_seconds": sum(s["render_seconds"] for s in shards),
+        "embed_seconds": sum(s["embed_seconds"] for s in shards), "wall_seconds": wall,
+        "presets_per_second_per_job": round(rendered / wall, 3) if wall > 0 and rendered else None,
+        "embeddings": {k: list(root["embeddings"][k].shape) for k in root["embeddings"].array_keys()},
+    }
+    root.attrs.update({"complete": True, "stats": stats})
+    write_json_atomic(out, stats)
+    return stats

@@ -1,0 +1,1 @@
+"""presets domain of synthproxy."""

@@ -1,0 +1,1 @@
+"""synths domain of synthproxy."""

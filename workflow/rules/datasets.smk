@@ -1,0 +1,67 @@
+# Synthetic datasets: sample -> render -> RMS filter -> embed, into one Zarr store per (synth, split).
+
+
+rule init_store:
+    input:
+        spec=lambda w: CFG["synths"][w.synth]["spec"],
+    output:
+        "results/data/{synth}/{split}.init.json",
+    params:
+        cfg=lambda w: dataset_config(w.synth),
+        store=lambda w: store(w.synth, w.split),
+    log:
+        "logs/datasets/init_store/{synth}_{split}.log",
+    conda:
+        "../../envs/datasets.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "{PYTHON} -m synthproxy init-store --config-json {params.cfg:q} --synth {wildcards.synth} "
+        "--split {wildcards.split} --store {params.store} --marker {output} > {log} 2>&1"
+
+
+rule render_shard:
+    input:
+        "results/data/{synth}/{split}.init.json",
+    output:
+        "results/data/{synth}/{split}.shards/{shard}.json",
+    params:
+        cfg=lambda w: dataset_config(w.synth),
+        store=lambda w: store(w.synth, w.split),
+    log:
+        "logs/datasets/render_shard/{synth}_{split}_{shard}.log",
+    conda:
+        "../../envs/datasets.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=240,
+    shell:
+        "{PYTHON} -m synthproxy render-shard --config-json {params.cfg:q} --synth {wildcards.synth} "
+        "--split {wildcards.split} --store {params.store} --shard {wildcards.shard} --threads {threads} "
+        "--marker {output} > {log} 2>&1"
+
+
+rule finalize_split:
+    input:
+        lambda w: expand(
+            "results/data/{{synth}}/{{split}}.shards/{shard}.json", shard=range(n_shards(w.split))
+        ),
+    output:
+        "results/data/{synth}/{split}.stats.json",
+    params:
+        cfg=lambda w: dataset_config(w.synth),
+        store=lambda w: store(w.synth, w.split),
+    log:
+        "logs/datasets/finalize_split/{synth}_{split}.log",
+    conda:
+        "../../envs/datasets.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "{PYTHON} -m synthproxy finalize-split --config-json {params.cfg:q} --synth {wildcards.synth} "
+        "--split {wildcards.split} --store {params.store} --shard-markers {input} --out {output} > {log} 2>&1"
