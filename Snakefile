@@ -1,7 +1,8 @@
 # synthproxy: neural proxies for sound synthesizers (Combes et al., JAES 2025; Masuda & Saito, TASLP 2023).
 #
 #   snakemake --cores all results/tables                              # default config (laptop scale)
-#   snakemake --cores all --configfile config/tiny.yaml results/tables  # CI scale
+#   snakemake --cores all results/tables --configfile config/tiny.yaml  # CI scale (target first:
+#                                                                     --configfile takes several files)
 #   snakemake --profile profiles/slurm --configfile config/paper.yaml     # paper scale on SLURM
 #
 # The rules live in workflow/rules/*.smk, grouped by stage; each runs one `python -m synthproxy` step.
@@ -11,6 +12,10 @@ min_version("9.0")
 
 
 configfile: "config/config.yaml"
+
+
+envvars:
+    "PATH",
 
 
 report: "workflow/report/workflow.rst"

@@ -1,5 +1,6 @@
 # Shared helpers: config validation at start, per-stage config slices, the python that runs the steps.
 import json
+import os
 import sys
 
 from snakemake.exceptions import WorkflowError
@@ -9,7 +10,9 @@ from synthproxy.errors import SynthProxyError
 from synthproxy.synths.engines import check_plugin_path
 from synthproxy.synths.spec import load_spec
 
-PYTHON = sys.executable
+# Rules run `python -m synthproxy ...`: make `python` the interpreter running Snakemake (the project's
+# .venv) even when the venv is not activated; with --use-conda the rule's env comes first on PATH.
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 
 try:
     CFG = validate_config(config)

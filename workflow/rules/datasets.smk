@@ -18,7 +18,7 @@ rule init_store:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{PYTHON} -m synthproxy init-store --config-json {params.cfg:q} --synth {wildcards.synth} "
+        "python -m synthproxy init-store --config-json {params.cfg:q} --synth {wildcards.synth} "
         "--split {wildcards.split} --store {params.store} --marker {output} > {log} 2>&1"
 
 
@@ -39,7 +39,7 @@ rule render_shard:
         mem_mb=3000,
         runtime=240,
     shell:
-        "{PYTHON} -m synthproxy render-shard --config-json {params.cfg:q} --synth {wildcards.synth} "
+        "python -m synthproxy render-shard --config-json {params.cfg:q} --synth {wildcards.synth} "
         "--split {wildcards.split} --store {params.store} --shard {wildcards.shard} --threads {threads} "
         "--marker {output} > {log} 2>&1"
 
@@ -63,5 +63,5 @@ rule finalize_split:
         mem_mb=4000,
         runtime=30,
     shell:
-        "{PYTHON} -m synthproxy finalize-split --config-json {params.cfg:q} --synth {wildcards.synth} "
+        "python -m synthproxy finalize-split --config-json {params.cfg:q} --synth {wildcards.synth} "
         "--split {wildcards.split} --store {params.store} --shard-markers {input} --out {output} > {log} 2>&1"

@@ -15,7 +15,7 @@ rule dataset_summary:
         "results/analysis/dataset_summary.md",
         "results/analysis/dataset_summary.tex",
     params:
-        prefix="results/analysis/dataset_summary",
+        prefix=lambda w, output: output[0].removesuffix(".csv"),
     log:
         "logs/tables/dataset_summary.log",
     conda:
@@ -25,7 +25,7 @@ rule dataset_summary:
         mem_mb=1000,
         runtime=5,
     shell:
-        "{PYTHON} -m synthproxy dataset-summary --stats {input} --out-prefix {params.prefix} > {log} 2>&1"
+        "python -m synthproxy dataset-summary --stats {input} --out-prefix {params.prefix} > {log} 2>&1"
 
 
 rule tables:
@@ -42,4 +42,4 @@ rule tables:
         mem_mb=500,
         runtime=5,
     shell:
-        "{PYTHON} -m synthproxy collect-tables --inputs {input} --out {output} > {log} 2>&1"
+        "python -m synthproxy collect-tables --inputs {input} --out {output} > {log} 2>&1"

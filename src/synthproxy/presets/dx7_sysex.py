@@ -188,9 +188,7 @@ def pack_voices(params: np.ndarray) -> np.ndarray:
     too_big = vals > _PACK_MASK
     if too_big.any():
         row = int(np.argwhere(too_big)[0][0])
-        bad = [
-            f"{FIELD_NAMES[c]}={int(vals[row, c])}>{int(_PACK_MASK[c])}" for c in np.flatnonzero(too_big[row])
-        ]
+        bad = [f"{FIELD_NAMES[c]}={int(vals[row, c])}>{int(_PACK_MASK[c])}" for c in np.flatnonzero(too_big[row])]
         raise ValueError(f"voice {row}: values do not fit the packed bit fields: {', '.join(bad)}")
     vals = vals.astype(np.uint8)
     packed = np.zeros((vals.shape[0], VMEM_SIZE), dtype=np.uint8)
@@ -201,12 +199,8 @@ def pack_voices(params: np.ndarray) -> np.ndarray:
 
 def sysex_checksum(payload: bytes | np.ndarray) -> int:
     """Yamaha bulk-dump checksum: the 7-bit two's complement of the sum of the payload bytes."""
-    total = (
-        int(np.frombuffer(payload, dtype=np.uint8).sum(dtype=np.int64))
-        if isinstance(payload, bytes | bytearray)
-        else int(np.asarray(payload, dtype=np.int64).sum())
-    )
-    return (-total) & 0x7F
+    arr = np.frombuffer(payload, dtype=np.uint8) if isinstance(payload, bytes | bytearray) else payload
+    return (-int(np.asarray(arr, dtype=np.int64).sum())) & 0x7F
 
 
 def out_of_range_fields(params: np.ndarray) -> list[str]:
@@ -237,9 +231,10 @@ def is_init_voice(name: str) -> bool:
 
 
 def init_voice_params() -> np.ndarray:
-    """VCED values of the DX7 "INIT VOICE" (what a voice-initialise gives): a plain sine on OP1.
+    """VCED values of Dexed's "INIT VOICE": a plain sine on OP1 (algorithm 1), all other operators silent.
 
-    Used to fill the empty slots of a bank, as a DX7 or Dexed would show them.
+    Used to fill the empty slots of a bank, so that they look like what Dexed shows for a new voice.
+    (A DX7's own voice-initialise differs only in the break point, A-1 instead of C3.)
     """
     op = [99, 99, 99, 99, 99, 99, 99, 0, 39, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 7]
     values: list[int] = []
@@ -301,19 +296,17 @@ class DX7Voice:
         """True for an "INIT VOICE" slot."""
         return is_init_voice(self.name)
 
+    def _identity(self) -> tuple[bytes, str, str, int, int, str]:
+        return (self.params.tobytes(), self.name, self.file, self.bank_index, self.voice_index, self.author)
+
+    # The generated dataclass __eq__ would compare the arrays element-wise and fail on their truth value.
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, DX7Voice):
             return NotImplemented
-        return self.params.tobytes() == other.params.tobytes() and (
-            self.name,
-            self.file,
-            self.bank_index,
-            self.voice_index,
-            self.author,
-        ) == (other.name, other.file, other.bank_index, other.voice_index, other.author)
+        return self._identity() == other._identity()
 
     def __hash__(self) -> int:
-        return hash((self.params.tobytes(), self.name, self.file, self.bank_index, self.voice_index))
+        return hash(self._identity())
 
 
 @dataclass
@@ -403,8 +396,6 @@ _UNIVERSAL_FORMATS: dict[str, tuple[str, str]] = {
     "LM  8973PM": ("dx7ii_performance", "DX7II performance data"),
     "LM  8973S ": ("dx7ii_system", "DX7II system set-up data"),
     "LM  8952PM": ("tx802_performance", "TX802 performance data"),
-    "LM  MCRYE ": ("micro_tuning", "micro-tuning data"),
-    "LM  FKSYE ": ("fractional_scaling", "fractional scaling data"),
 }
 
 
@@ -523,10 +514,6 @@ class _Parser:
             # Every "voice" out of range: this is some other data that happens to have a DX7 size.
             self.fatal.append((0, "unrecognised", f"unrecognised data of {n} bytes (no plausible DX7 voice)"))
             return
-        if fmt is _VCED:
-            self.result.warnings.append(
-                f"headerless data of {n} bytes read as {n // VCED_SIZE} unpacked (155-byte) voices"
-            )
         for start in range(0, params.shape[0], BANK_VOICES):
             self.emit(params[start : start + BANK_VOICES])
             self.result.banks += 1
@@ -568,6 +555,9 @@ class _Parser:
             self.problem(j, "sysex start byte F0 at end of file", "ignored")
             self.fatal.append((j, "truncated", "truncated sysex message (F0 at end of file)"))
             return n
+        if d[j + 1] >= 0x80:
+            self.problem(j, f"sysex start byte F0 followed by status byte 0x{d[j + 1]:02x}", "ignored")
+            return j + 1
         if d[j + 1] != YAMAHA_ID:
             self.nonvoice.append(
                 (j, "other_manufacturer", f"sysex message of manufacturer 0x{d[j + 1]:02x} (not Yamaha)")
@@ -582,9 +572,7 @@ class _Parser:
             self.nonvoice.append((j, "parameter_change", "parameter-change message (not a voice dump)"))
             return self.skip_message(j)
         if sub != 0x00:
-            self.nonvoice.append(
-                (j, "other_yamaha", f"Yamaha sysex message of type 0x{sub:02x} (not a voice dump)")
-            )
+            self.nonvoice.append((j, "other_yamaha", f"Yamaha sysex message of type 0x{sub:02x} (not a voice dump)"))
             return self.skip_message(j)
         fmt = d[j + 3]
         if fmt == FORMAT_VMEM:
@@ -655,9 +643,7 @@ class _Parser:
             return e + 1
         if c >= n:
             self.result.missing_end_byte += 1
-            self.problem(
-                c, f"missing checksum and end byte F7 after {where}", "voices kept (checksum not checked)"
-            )
+            self.problem(c, f"missing checksum and end byte F7 after {where}", "voices kept (checksum not checked)")
             return n
         if d[c] == SYSEX_END:
             self.result.missing_end_byte += 1
@@ -739,9 +725,11 @@ def _relative(path: Path, root: Path | None) -> tuple[str, str]:
     """(file label, author) of ``path``: the path under ``root`` and its first folder, if any."""
     if root is None:
         return str(path), ""
-    rel = path.resolve().relative_to(root.resolve())
-    parts = rel.parts
-    return rel.as_posix(), parts[0] if len(parts) > 1 else ""
+    try:
+        rel = path.resolve().relative_to(root.resolve())
+    except ValueError:  # not under root: keep the path as given, no author
+        return str(path), ""
+    return rel.as_posix(), rel.parts[0] if len(rel.parts) > 1 else ""
 
 
 def read_sysex_file(
@@ -759,14 +747,18 @@ def read_sysex_file(
     return parse_sysex_bytes(p.read_bytes(), file_label, strict, author=author)
 
 
-def _clean_mask(voices: Sequence[DX7Voice]) -> np.ndarray:
-    """True for voices that are neither out of range nor INIT VOICE."""
+def _in_range_mask(voices: Sequence[DX7Voice]) -> np.ndarray:
+    """True for voices whose values are all within the DX7 maxima (vectorised over a whole scan)."""
     if not voices:
         return np.zeros(0, dtype=bool)
-    allp = np.stack([v.params for v in voices])
-    in_range = ~(allp[:, : NAME_SLICE.start] > MAX_VALUES[: NAME_SLICE.start]).any(axis=1)
+    allp = np.stack([v.params[: NAME_SLICE.start] for v in voices])
+    return ~(allp > MAX_VALUES[: NAME_SLICE.start]).any(axis=1)
+
+
+def _clean_mask(voices: Sequence[DX7Voice]) -> np.ndarray:
+    """True for voices that are neither out of range nor INIT VOICE."""
     not_init = np.array([not v.is_init for v in voices], dtype=bool)
-    return in_range & not_init
+    return _in_range_mask(voices) & not_init
 
 
 def scan_cartridges(root: str | os.PathLike[str]) -> ScanReport:
@@ -808,7 +800,7 @@ def scan_cartridges(root: str | os.PathLike[str]) -> ScanReport:
             totals[name] += getattr(res, name)
 
     clean = _clean_mask(voices)
-    n_out = int(sum(1 for v in voices if v.out_of_range)) if voices else 0
+    n_out = int((~_in_range_mask(voices)).sum())
     return ScanReport(
         root=root_path,
         voices=voices,
@@ -889,9 +881,7 @@ def write_bank_sysex(
     """
     if len(voices) > BANK_VOICES:
         raise ValueError(f"a DX7 bank holds {BANK_VOICES} voices, got {len(voices)}")
-    rows = [
-        _checked_params(v.params if isinstance(v, DX7Voice) else v, None, allow_out_of_range) for v in voices
-    ]
+    rows = [_checked_params(v.params if isinstance(v, DX7Voice) else v, None, allow_out_of_range) for v in voices]
     rows += [init_voice_params()] * (BANK_VOICES - len(rows))
     packed = pack_voices(np.stack(rows)).reshape(-1)
     return _frame(FORMAT_VMEM, packed, channel)

@@ -1,0 +1,145 @@
+"""Dataset steps: bit-identical across shard layouts and reruns, resumable, RMS-filtered, checked."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import zarr
+
+from synthproxy.config import validate_config
+from synthproxy.errors import ConfigError, StoreError
+from synthproxy.pipeline import dataset as ds
+from synthproxy.pipeline.dataset import DatasetPlan, finalize_split, init_store, render_shard
+
+from .conftest import small_config
+
+
+def _build(tmp_path, cfg, synth="dexed", split="train", order=None, tag="a"):
+    plan = DatasetPlan(cfg, synth, split)
+    store = tmp_path / tag / f"{synth}_{split}.zarr"
+    init_store(plan, store, tmp_path / tag / "init.json")
+    shards = list(range(plan.n_shards)) if order is None else order
+    markers = []
+    for s in shards:
+        markers.append(tmp_path / tag / f"shard{s}.json")
+        render_shard(plan, store, s, markers[-1])
+    stats = finalize_split(plan, store, markers, tmp_path / tag / "stats.json")
+    return zarr.open_group(str(store), mode="r"), stats
+
+
+def _arrays(root):
+    out = {k: np.asarray(root[k][:]) for k in ("presets", "rms", "attempts")}
+    out |= {k: np.asarray(root["embeddings"][k][:]) for k in root["embeddings"].array_keys()}
+    return out
+
+
+def test_bit_identical_across_shard_counts_orders_and_reruns(tmp_path, cfg):
+    one = copy.deepcopy(cfg)
+    one["dataset"]["splits"]["train"]["shard_size"] = 24
+    root_a, _ = _build(tmp_path, validate_config(one), tag="one")
+    root_b, stats = _build(tmp_path, cfg, order=[2, 0, 1], tag="three")
+    root_c, _ = _build(tmp_path, cfg, tag="three-again")
+    a, b, c = _arrays(root_a), _arrays(root_b), _arrays(root_c)
+    for key in a:
+        assert a[key].tobytes() == b[key].tobytes() == c[key].tobytes(), key
+    assert stats["presets"] == 24 and np.isfinite(a["mel128_avg"]).all()
+    assert root_b.attrs["spec_hash"] == stats["spec_hash"] and root_b.attrs["complete"] is True
+    assert root_b.attrs["representations"]["mel128_avg"]["n_mels"] == 128
+    assert root_b["presets"].chunks == (8, 100)
+
+
+def test_rms_filter_keeps_levels_in_range_and_counts_rejections(tmp_path, cfg):
+    root, stats = _build(tmp_path, cfg)
+    levels = np.asarray(root["rms"][:])
+    assert (levels >= 0.01).all() and (levels <= 1.0).all()
+    assert stats["rejections"] == int(np.asarray(root["attempts"][:]).sum())
+    assert stats["rejections"] == sum(stats["rejections_by_reason"].values())
+    assert stats["rejections"] > 0  # random DX7 presets are often silent (no audible carrier)
+    # Accepted rows are exactly the first accepted attempt: re-rendering it reproduces the stored RMS.
+    plan = DatasetPlan(cfg, "dexed", "train")
+    renderer = ds.ShardRenderer(plan)
+    preset, _, level, attempt = renderer.accept(5)
+    assert attempt == root["attempts"][5] and level == pytest.approx(float(root["rms"][5]), rel=1e-6)
+    assert preset.tobytes() == np.asarray(root["presets"][5]).tobytes()
+
+
+def test_impossible_rms_range_stops_with_index_and_reasons(tmp_path, cfg):
+    bad = copy.deepcopy(cfg)
+    bad["render"] |= {"rms_min": 0.99, "rms_max": 1.0, "max_attempts": 3}
+    plan = DatasetPlan(validate_config(bad), "dexed", "test")
+    store = tmp_path / "s.zarr"
+    init_store(plan, store, tmp_path / "init.json")
+    with pytest.raises(StoreError, match=r"preset index 0: 3 consecutive candidates rejected"):
+        render_shard(plan, store, 0, tmp_path / "m.json")
+    assert not (tmp_path / "m.json").exists()
+    assert np.asarray(zarr.open_group(str(store))["chunk_done"][:]).sum() == 0
+
+
+def test_interrupted_shard_resumes_without_corruption(tmp_path, cfg, monkeypatch):
+    cfg = copy.deepcopy(cfg)
+    cfg["dataset"]["splits"]["train"]["shard_size"] = 24  # one shard of three chunks
+    cfg = validate_config(cfg)
+    reference = _arrays(_build(tmp_path, cfg, tag="ref")[0])
+
+    plan = DatasetPlan(cfg, "dexed", "train")
+    store = tmp_path / "int" / "s.zarr"
+    init_store(plan, store, tmp_path / "int" / "init.json")
+    original = ds.ShardRenderer.rows
+    calls = {"n": 0}
+
+    def crash_on_second_chunk(self, start, stop, progress=None):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("simulated kill")
+        return original(self, start, stop, progress)
+
+    monkeypatch.setattr(ds.ShardRenderer, "rows", crash_on_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        render_shard(plan, store, 0, tmp_path / "int" / "m.json")
+    assert not (tmp_path / "int" / "m.json").exists()
+    assert np.asarray(zarr.open_group(str(store))["chunk_done"][:]).tolist() == [1, 0, 0]
+    with pytest.raises(StoreError, match="2 chunk\\(s\\) not written"):
+        finalize_split(plan, store, [], tmp_path / "int" / "stats.json")
+
+    monkeypatch.setattr(ds.ShardRenderer, "rows", original)
+    init_store(plan, store, tmp_path / "int" / "init.json")  # a rerun keeps the matching store
+    info = render_shard(plan, store, 0, tmp_path / "int" / "m.json")
+    assert info["chunks_resumed"] == 1 and info["presets_rendered"] == 16
+    resumed = _arrays(zarr.open_group(str(store), mode="r"))
+    for key in reference:
+        assert resumed[key].tobytes() == reference[key].tobytes(), key
+
+
+def test_store_written_with_other_settings_is_refused(tmp_path, cfg):
+    plan = DatasetPlan(cfg, "dexed", "test")
+    store = tmp_path / "s.zarr"
+    init_store(plan, store, tmp_path / "init.json")
+    other = copy.deepcopy(cfg)
+    other["seed"] = 99
+    with pytest.raises(StoreError, match="written with other settings"):
+        render_shard(DatasetPlan(validate_config(other), "dexed", "test"), store, 0, tmp_path / "m.json")
+    with pytest.raises(StoreError, match="data store not found"):
+        render_shard(plan, tmp_path / "missing.zarr", 0, tmp_path / "m.json")
+    # init with the new settings replaces the stale store
+    init_store(DatasetPlan(validate_config(other), "dexed", "test"), store, tmp_path / "init.json")
+    assert zarr.open_group(str(store)).attrs["seed"] == 99
+
+
+def test_unknown_synth_split_and_shard(cfg):
+    with pytest.raises(ConfigError, match="unknown synth 'moog'"):
+        DatasetPlan(cfg, "moog", "train")
+    with pytest.raises(ConfigError, match="unknown split 'dev'"):
+        DatasetPlan(cfg, "dexed", "dev")
+    with pytest.raises(ConfigError, match="shard 7 out of range"):
+        DatasetPlan(cfg, "dexed", "train").shard_rows(7)
+
+
+def test_amsynth_split(tmp_path, amsynth_plugin):
+    cfg = small_config()
+    cfg["dataset"]["splits"] = {"test": {"size": 8, "shard_size": 8}}
+    root, stats = _build(tmp_path, validate_config(cfg), synth="amsynth", split="test")
+    assert root["presets"].shape == (8, 34) and stats["presets"] == 8
+    assert json.loads((tmp_path / "a" / "stats.json").read_text())["synth"] == "amsynth"

@@ -1,0 +1,46 @@
+"""The whole DAG on config/tiny.yaml, run by Snakemake in a scratch directory (a few minutes)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from .conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("e2e")
+    (work / "config").symlink_to(REPO / "config")
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
+           "--cores", "2", "results/tables", "--configfile", "config/tiny.yaml"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return work, cmd
+
+
+@pytest.mark.e2e
+def test_tiny_workflow_writes_all_tables(tiny_run):
+    work, _ = tiny_run
+    tables = work / "results" / "tables"
+    summary = pd.read_csv(tables / "dataset_summary.csv")
+    tiny = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
+    assert set(summary["synth"]) == set(tiny["synths"])
+    assert len(summary) == len(tiny["synths"]) * len(tiny["dataset"]["splits"])
+    for _, row in summary.iterrows():
+        assert row["presets"] == tiny["dataset"]["splits"][row["split"]]["size"]
+    for ext in ("md", "tex"):
+        assert (tables / f"dataset_summary.{ext}").read_text().strip()
+    assert "dataset_summary" in (tables / "README.md").read_text()
+    assert (work / "logs" / "datasets" / "render_shard").is_dir()
+
+
+@pytest.mark.e2e
+def test_rerun_has_nothing_to_do(tiny_run):
+    work, cmd = tiny_run
+    proc = subprocess.run([*cmd[:-2], "-n", *cmd[-2:]], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "Nothing to be done" in proc.stdout + proc.stderr
