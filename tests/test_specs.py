@@ -74,7 +74,8 @@ def _write(tmp_path, body: str):
         ("name: x\nengine: dexed\nparameters:\n  - {name: a, type: cat, cardinality: 3, weights: [1, 2]}\n",
          "'weights' must be 3"),
         ("name: x\nparameters:\n  - {name: a, type: num}\n", "missing top-level key 'engine'"),
-        ("name: x\nengine: dexed\nparameters:\n  - {name: a, type: num, excluded: true}\n", "every parameter is excluded"),
+        ("name: x\nengine: dexed\nparameters:\n  - {name: a, type: num, excluded: true}\n",
+         "every parameter is excluded"),
         ("name: x\nengine: dexed\nparameters: [\n", "not valid YAML"),
     ],
 )
@@ -102,7 +103,8 @@ def test_dexed_spec_with_unknown_parameter(tmp_path):
 
 def test_dexed_plugin_controls_must_stay_neutral(tmp_path):
     text = Path(DEXED).read_text().replace(
-        "{name: cutoff, type: num, default: 1.0, excluded: true", "{name: cutoff, type: num, default: 0.5, excluded: true"
+        "{name: cutoff, type: num, default: 1.0, excluded: true",
+        "{name: cutoff, type: num, default: 0.5, excluded: true",
     )
     path = tmp_path / "dexed_bad.yaml"
     path.write_text(text)

@@ -41,6 +41,6 @@ def test_tiny_workflow_writes_all_tables(tiny_run):
 
 @pytest.mark.e2e
 def test_rerun_has_nothing_to_do(tiny_run):
-    work, cmd = tiny_run
+    _work, cmd = tiny_run
     proc = subprocess.run([*cmd[:-2], "-n", *cmd[-2:]], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and "Nothing to be done" in proc.stdout + proc.stderr
