@@ -24,6 +24,8 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/datasets.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/ranking.smk"
+include: "workflow/rules/collect.smk"
 
 
 rule all:

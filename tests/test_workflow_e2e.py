@@ -40,6 +40,19 @@ def test_tiny_workflow_writes_all_tables(tiny_run):
 
 
 @pytest.mark.e2e
+def test_tiny_workflow_writes_ranking_tables_and_figures(tiny_run):
+    work, _ = tiny_run
+    tables = work / "results" / "tables"
+    tiny = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
+    for synth in tiny["ranking"]["synths"]:
+        table = pd.read_csv(tables / f"ranking_{synth}.csv")
+        assert len(table) == 14  # 13 groups + overall
+        assert any(c.startswith("mel128 (") for c in table.columns)
+        assert "mn04" in (tables / f"ranking_{synth}.md").read_text()  # skipped without weights, and says why
+        assert (tables / f"ranking_{synth}.png").stat().st_size > 10_000
+
+
+@pytest.mark.e2e
 def test_rerun_has_nothing_to_do(tiny_run):
     _work, cmd = tiny_run
     proc = subprocess.run([*cmd[:-2], "-n", *cmd[-2:]], capture_output=True, text=True, timeout=600)

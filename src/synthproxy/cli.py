@@ -202,6 +202,51 @@ def _render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ranking_group_args(p: argparse.ArgumentParser) -> None:
+    _config_args(p)
+    p.add_argument("--synth", required=True)
+    p.add_argument("--group", required=True, help="group name or its file-name form (e.g. amp_attack)")
+    p.add_argument("--out-csv", required=True, type=Path)
+    p.add_argument("--out-json", required=True, type=Path)
+    p.add_argument("--threads", type=int, default=1)
+
+
+@command("ranking-group", _ranking_group_args)
+def _ranking_group(args: argparse.Namespace) -> int:
+    """Render, embed and score one parameter group of the sound-attribute ranking (paper Sec. 5)."""
+    from synthproxy.analysis.ranking import rank_group
+    from synthproxy.errors import ConfigError
+    from synthproxy.synths.spec import load_spec
+
+    _threads(args.threads)
+    cfg = _cfg(args)
+    if "ranking" not in cfg or args.synth not in cfg["ranking"]["synths"]:
+        raise ConfigError(f"ranking.synths has no entry for '{args.synth}'")
+    rk = cfg["ranking"]
+    settings = {"render": cfg["render"], "seed": cfg["seed"] + rk["seed"], "presets_per_group": rk["presets_per_group"],
+                "steps": rk["steps"], "representations": rk["representations"], "reductions": rk["reductions"]}
+    synth = cfg["synths"][args.synth]
+    rank_group(load_spec(synth["spec"]), synth.get("plugin"), Path(rk["synths"][args.synth]), args.group, settings,
+               args.out_csv, args.out_json)
+    return 0
+
+
+def _ranking_summary_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scores", nargs="+", required=True, type=Path)
+    p.add_argument("--side", nargs="+", required=True, type=Path)
+    p.add_argument("--out-prefix", required=True, type=Path)
+    p.add_argument("--figure", required=True, type=Path)
+
+
+@command("ranking-summary", _ranking_summary_args)
+def _ranking_summary(args: argparse.Namespace) -> int:
+    """Ranking table (CSV, Markdown, LaTeX) and figure from the per-group scores."""
+    from synthproxy.analysis.ranking import summarize_ranking
+
+    print(summarize_ranking(args.scores, args.side, args.out_prefix, args.figure).to_string(index=False))
+    return 0
+
+
 # ---- entry point --------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m synthproxy", description=__doc__.splitlines()[0])

@@ -78,7 +78,7 @@ def validate_config(config: dict[str, Any], base_dir: str | Path = ".") -> dict[
     from synthproxy.audio.representations import REDUCTIONS, available, get_representation
 
     seen = set()
-    for i, rep in enumerate(cfg["representations"]):
+    for i, rep in enumerate(cfg.get("representations", [])):
         try:
             get_representation(rep["name"], **rep.get("options", {}))
         except ConfigError as exc:
@@ -99,8 +99,31 @@ def validate_config(config: dict[str, Any], base_dir: str | Path = ".") -> dict[
     if r["rms_min"] >= r["rms_max"]:
         raise ConfigError(f"render.rms_min: {r['rms_min']} must be below render.rms_max {r['rms_max']}")
 
-    chunk = cfg["dataset"]["chunk_rows"]
-    for split, s in cfg["dataset"]["splits"].items():
+    if "ranking" in cfg:
+        rk = cfg["ranking"]
+        for synth, groups in rk["synths"].items():
+            if synth not in cfg["synths"]:
+                raise ConfigError(
+                    f"ranking.synths.{synth}: not a configured synth; configured: {sorted(cfg['synths'])}"
+                )
+            g = Path(groups)
+            if not (g if g.is_absolute() else base / g).is_file():
+                raise ConfigError(f"ranking.synths.{synth}: file not found: {groups}")
+        labels = set()
+        for i, rep in enumerate(rk["representations"]):
+            try:
+                get_representation(rep["name"], **rep.get("options", {}))
+            except ConfigError as exc:
+                raise ConfigError(f"ranking.representations[{i}].name: {exc}") from exc
+            except TypeError as exc:
+                raise ConfigError(f"ranking.representations[{i}].options: {exc}") from exc
+            label = rep.get("label", rep["name"])
+            if label in labels:
+                raise ConfigError(f"ranking.representations[{i}]: label '{label}' is used twice")
+            labels.add(label)
+
+    chunk = cfg.get("dataset", {}).get("chunk_rows", 1)
+    for split, s in cfg.get("dataset", {}).get("splits", {}).items():
         if s["shard_size"] % chunk:
             raise ConfigError(
                 f"dataset.splits.{split}.shard_size: {s['shard_size']} is not a multiple of "

@@ -24,7 +24,7 @@ except SynthProxyError as exc:
     raise WorkflowError(f"synthproxy: {exc}") from None
 
 SYNTHS = list(CFG["synths"])
-SPLITS = list(CFG["dataset"]["splits"])
+SPLITS = list(CFG.get("dataset", {}).get("splits", {}))
 
 
 def n_shards(split):
@@ -32,10 +32,28 @@ def n_shards(split):
     return -(-s["size"] // s["shard_size"])
 
 
-def dataset_config(synth):
-    """The config slice a dataset step depends on: changing anything else never re-renders data."""
-    keys = ("seed", "render", "representations", "dataset")
+def stage_config(synth, *keys):
+    """The config slice a step depends on (passed inline, so Snakemake reruns it exactly when it changes)."""
+    keys = ("seed", "render", *keys)
     return json.dumps({**{k: CFG[k] for k in keys}, "synths": {synth: CFG["synths"][synth]}}, sort_keys=True)
+
+
+def dataset_config(synth):
+    return stage_config(synth, "representations", "dataset")
+
+
+def ranking_config(synth):
+    rk = dict(CFG["ranking"], synths={synth: CFG["ranking"]["synths"][synth]})
+    return json.dumps({**json.loads(stage_config(synth)), "ranking": rk}, sort_keys=True)
+
+
+def ranking_groups(synth):
+    from synthproxy.analysis.ranking import load_groups, slug
+
+    return [slug(g.name) for g in load_groups(CFG["ranking"]["synths"][synth], SPECS[synth])]
+
+
+RANKING_SYNTHS = list(CFG.get("ranking", {}).get("synths", {}))
 
 
 def store(synth, split):

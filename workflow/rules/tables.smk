@@ -26,20 +26,3 @@ rule dataset_summary:
         runtime=5,
     shell:
         "python -m synthproxy dataset-summary --stats {input} --out-prefix {params.prefix} > {log} 2>&1"
-
-
-rule tables:
-    input:
-        TABLE_FILES,
-    output:
-        directory("results/tables"),
-    log:
-        "logs/tables/collect.log",
-    conda:
-        "../../envs/analysis.yaml"
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=5,
-    shell:
-        "python -m synthproxy collect-tables --inputs {input} --out {output} > {log} 2>&1"

@@ -33,6 +33,7 @@ def collect_tables(inputs: list[Path], out: Path) -> None:
         index.append(f"## {stem}\n\nFiles: " + ", ".join(f"[{f}]({f})" for f in files) + "\n")
         if md:
             index.append((tmp / md).read_text())
+        index += [f"![{f}]({f})\n" for f in files if f.endswith(".png")]
     (tmp / "README.md").write_text("\n".join(index))
     if out.exists():
         shutil.rmtree(out)

@@ -51,6 +51,9 @@ class DatasetPlan:
     split: str
 
     def __post_init__(self) -> None:
+        for key in ("dataset", "representations"):
+            if key not in self.cfg:
+                raise ConfigError(f"the config has no '{key}' section, which dataset steps need")
         if self.synth not in self.cfg["synths"]:
             raise ConfigError(f"unknown synth '{self.synth}'; configured: {sorted(self.cfg['synths'])}")
         if self.split not in self.cfg["dataset"]["splits"]:
