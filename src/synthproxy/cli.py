@@ -247,6 +247,219 @@ def _ranking_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hc_args(p: argparse.ArgumentParser) -> None:
+    _config_args(p)
+    p.add_argument("--synth", required=True)
+    p.add_argument("--store", required=True, type=Path)
+
+
+def _hc_plan(args: argparse.Namespace):
+    from synthproxy.pipeline.handcrafted import HandcraftedPlan
+
+    cfg = _cfg(args)
+    if getattr(args, "source", None):  # the workflow passes the fetched folder when the configured one is absent
+        cfg["handcrafted"]["synths"][args.synth]["path"] = str(args.source)
+    return HandcraftedPlan(cfg, args.synth)
+
+
+def _hc_import_args(p: argparse.ArgumentParser) -> None:
+    _hc_args(p)
+    p.add_argument("--source", type=Path, help="preset folder overriding the config's path")
+    p.add_argument("--report", required=True, type=Path)
+
+
+@command("import-handcrafted", _hc_import_args)
+def _hc_import(args: argparse.Namespace) -> int:
+    """Import hand-crafted presets: read files, map onto the spec, dedup, split by file, allocate the store."""
+    from synthproxy.pipeline.handcrafted import import_handcrafted
+
+    report = import_handcrafted(_hc_plan(args), args.store, args.report)
+    log.info("imported: %s", json.dumps(dict(report["counts"])))
+    return 0
+
+
+def _hc_render_args(p: argparse.ArgumentParser) -> None:
+    _hc_args(p)
+    p.add_argument("--shard", required=True, type=int)
+    p.add_argument("--marker", required=True, type=Path)
+    p.add_argument("--threads", type=int, default=1)
+
+
+@command("render-handcrafted", _hc_render_args)
+def _hc_render(args: argparse.Namespace) -> int:
+    """Render, RMS-filter and embed one shard of a hand-crafted preset store."""
+    from synthproxy.pipeline.handcrafted import render_handcrafted_shard
+
+    _threads(args.threads)
+    log.info("shard done: %s", json.dumps(render_handcrafted_shard(_hc_plan(args), args.store, args.shard,
+                                                                     args.marker)))
+    return 0
+
+
+def _hc_finalize_args(p: argparse.ArgumentParser) -> None:
+    _hc_args(p)
+    p.add_argument("--import-report", required=True, type=Path)
+    p.add_argument("--shard-markers", nargs="+", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+
+
+@command("finalize-handcrafted", _hc_finalize_args)
+def _hc_finalize(args: argparse.Namespace) -> int:
+    """Check a hand-crafted store is complete and count what each import step kept."""
+    from synthproxy.pipeline.handcrafted import finalize_handcrafted
+
+    stats = finalize_handcrafted(_hc_plan(args), args.store, args.import_report, args.shard_markers, args.out)
+    log.info("hand-crafted presets: %s", json.dumps(stats["counts"]))
+    return 0
+
+
+def _hc_table_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stats", nargs="+", required=True, type=Path)
+    p.add_argument("--out-prefix", required=True, type=Path)
+
+
+@command("handcrafted-import-table", _hc_table_args)
+def _hc_table(args: argparse.Namespace) -> int:
+    """Table of counts at each hand-crafted import step (CSV, Markdown)."""
+    from synthproxy.pipeline.handcrafted import import_table
+
+    import_table(args.stats, args.out_prefix)
+    return 0
+
+
+def _fetch_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dest", required=True, type=Path)
+    p.add_argument("--url", help="archive URL (default: the pinned GitHub commit)")
+
+
+@command("fetch-dx7", _fetch_args)
+def _fetch(args: argparse.Namespace) -> int:
+    """Download the public DX7 cartridge compilation (pinned commit, content checksum verified)."""
+    from synthproxy.presets.fetch import fetch_dx7_cartridges
+
+    log.info("DX7 cartridges ready in %s", fetch_dx7_cartridges(args.dest, args.url))
+    return 0
+
+
+def _settings_json(text: str | None) -> dict:
+    """``--settings-json`` value: a JSON object, or ``@path`` of a JSON file."""
+    if not text:
+        return {}
+    try:
+        data = json.loads(Path(text[1:]).read_text() if text.startswith("@") else text)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SynthProxyError(f"--settings-json: cannot read a JSON object: {exc}") from None
+    if not isinstance(data, dict):
+        raise SynthProxyError("--settings-json: expected a JSON object")
+    return data
+
+
+def _explicit(args: argparse.Namespace, names: list[str]) -> dict:
+    """Arguments given on the command line (they override --settings-json)."""
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--train-store", required=True, type=Path)
+    p.add_argument("--val-store", required=True, type=Path)
+    p.add_argument("--embedding", required=True, help="embedding key, e.g. mel128_avg")
+    p.add_argument("--arch", required=True, help="mlp_oh, hn_oh, hn_pt, hn_ptgru or tfm")
+    p.add_argument("--out-dir", required=True, type=Path, help="checkpoints, history.csv, settings.json")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--settings-json", help="other TrainSettings fields as JSON (or @file.json)")
+    p.add_argument("--summary", type=Path, help="write the run's summary (best scores, paths) as JSON")
+
+
+@command("train-encoder", _train_args)
+def _train_encoder(args: argparse.Namespace) -> int:
+    """Train a preset encoder on a store's embeddings (resumes from out-dir/last.pt when present)."""
+    from synthproxy.training.trainer import TrainSettings, train_encoder
+
+    names = ["train_store", "val_store", "embedding", "arch", "out_dir", "epochs", "batch_size", "lr", "seed",
+             "device", "threads"]
+    result = train_encoder(TrainSettings.from_dict(_settings_json(args.settings_json) | _explicit(args, names)))
+    summary = {"out_dir": str(result.out_dir), "epochs_done": result.epochs_done, "best_mrr": result.best_mrr,
+               "best_mrr_epoch": result.best_mrr_epoch, "best_l1": result.best_l1,
+               "best_l1_epoch": result.best_l1_epoch, "n_params": result.n_params,
+               "checkpoints": {k: str(v) for k, v in result.checkpoints.items()}}
+    if args.summary:
+        from synthproxy.pipeline.dataset import write_json_atomic
+
+        write_json_atomic(args.summary, summary)
+    log.info("training done: %s", json.dumps(summary))
+    return 0
+
+
+def _eval_encoder_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--store", required=True, type=Path, help="test store")
+    p.add_argument("--out", required=True, type=Path, help="JSON file with the scores")
+    p.add_argument("--n-runs", type=int, help="runs (default 100, as the paper)")
+    p.add_argument("--k", type=int, help="presets per run (default 4096, as the paper)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--settings-json", help="other evaluate_checkpoint arguments as JSON (or @file.json)")
+
+
+@command("evaluate-encoder", _eval_encoder_args)
+def _evaluate_encoder(args: argparse.Namespace) -> int:
+    """Evaluate an encoder checkpoint on a store: MRR and L1, mean ± std over runs (paper Sec. 6.1.2)."""
+    import inspect
+
+    from synthproxy.pipeline.dataset import write_json_atomic
+    from synthproxy.training.evaluate import evaluate_checkpoint
+
+    if args.threads:
+        _threads(args.threads)
+    kwargs = _settings_json(args.settings_json) | _explicit(args, ["n_runs", "k", "seed", "device"])
+    valid = set(inspect.signature(evaluate_checkpoint).parameters) - {"checkpoint", "store"}
+    unknown = sorted(set(kwargs) - valid)
+    if unknown:
+        raise SynthProxyError(f"unknown evaluation setting(s) {unknown}; valid: {sorted(valid)}")
+    scores = evaluate_checkpoint(args.checkpoint, args.store, **kwargs)
+    write_json_atomic(args.out, scores)
+    log.info("MRR %.4f ± %.4f, L1 %.4f ± %.4f (%d runs of %d presets)", scores["mrr_mean"], scores["mrr_std"],
+             scores["l1_mean"], scores["l1_std"], scores["n_runs"], scores["k"])
+    return 0
+
+
+def _hpo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--train-store", required=True, type=Path, help="HPO training store")
+    p.add_argument("--val-store", required=True, type=Path, help="HPO validation store")
+    p.add_argument("--embedding", required=True)
+    p.add_argument("--arch", required=True)
+    p.add_argument("--out-dir", required=True, type=Path, help="trials.csv, best_params.json (and optuna.db)")
+    p.add_argument("--space", help="all, opt or auto (default: opt for Dexed, all otherwise)")
+    p.add_argument("--n-trials", type=int, help="total trials of the study (finished ones are not redone)")
+    p.add_argument("--n-startup-trials", type=int, help="QMC trials before TPE")
+    p.add_argument("--storage", help="Optuna storage URL shared by parallel workers (default sqlite in out-dir)")
+    p.add_argument("--study-name")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--settings-json", help="other HPOSettings fields as JSON (or @file.json)")
+
+
+@command("hpo", _hpo_args)
+def _hpo(args: argparse.Namespace) -> int:
+    """Optuna study of an encoder's hyperparameters: QMC (Sobol) start-up then TPE, resumable."""
+    from synthproxy.training.hpo import HPOSettings, run_hpo
+
+    if args.threads:
+        _threads(args.threads)
+    names = ["train_store", "val_store", "embedding", "arch", "out_dir", "space", "n_trials", "n_startup_trials",
+             "storage", "study_name", "seed"]
+    result = run_hpo(HPOSettings.from_dict(_settings_json(args.settings_json) | _explicit(args, names)))
+    log.info("study %s: %d trials finished (%d new), best MRR %s with %s", result.study_name, result.n_finished,
+             result.n_new, result.best_value, json.dumps(result.best_params))
+    return 0
+
+
 # ---- entry point --------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m synthproxy", description=__doc__.splitlines()[0])

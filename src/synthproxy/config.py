@@ -122,6 +122,12 @@ def validate_config(config: dict[str, Any], base_dir: str | Path = ".") -> dict[
                 raise ConfigError(f"ranking.representations[{i}]: label '{label}' is used twice")
             labels.add(label)
 
+    for synth in cfg.get("handcrafted", {}).get("synths", {}):
+        if synth not in cfg["synths"]:
+            raise ConfigError(f"handcrafted.synths.{synth}: not a configured synth; configured: {sorted(cfg['synths'])}")
+    if "handcrafted" in cfg and abs(sum(cfg["handcrafted"]["split_fractions"]) - 1.0) > 1e-6:
+        raise ConfigError(f"handcrafted.split_fractions: {cfg['handcrafted']['split_fractions']} must sum to 1")
+
     chunk = cfg.get("dataset", {}).get("chunk_rows", 1)
     for split, s in cfg.get("dataset", {}).get("splits", {}).items():
         if s["shard_size"] % chunk:

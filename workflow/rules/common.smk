@@ -27,6 +27,12 @@ SYNTHS = list(CFG["synths"])
 SPLITS = list(CFG.get("dataset", {}).get("splits", {}))
 
 
+wildcard_constraints:
+    synth="|".join(SYNTHS),
+    split="|".join(SPLITS) or "(?!)",
+    shard=r"\d+",
+
+
 def n_shards(split):
     s = CFG["dataset"]["splits"][split]
     return -(-s["size"] // s["shard_size"])
@@ -58,3 +64,22 @@ RANKING_SYNTHS = list(CFG.get("ranking", {}).get("synths", {}))
 
 def store(synth, split):
     return f"results/data/{synth}/{split}.zarr"
+
+
+HANDCRAFTED_SYNTHS = list(CFG.get("handcrafted", {}).get("synths", {}))
+
+
+def handcrafted_config(synth):
+    hc = dict(CFG["handcrafted"], synths={synth: CFG["handcrafted"]["synths"][synth]})
+    return json.dumps(
+        {**json.loads(stage_config(synth, "representations")), "handcrafted": hc}, sort_keys=True
+    )
+
+
+def handcrafted_inputs(wildcards):
+    """The spec, plus the fetched DX7 compilation when the configured folder is absent and fetching is on."""
+    src = CFG["handcrafted"]["synths"][wildcards.synth]
+    inputs = {"spec": CFG["synths"][wildcards.synth]["spec"]}
+    if src["format"] == "dx7_sysex" and not os.path.isdir(src["path"]) and src.get("fetch"):
+        inputs["fetched"] = "results/external/dx7_cartridges"
+    return inputs

@@ -139,13 +139,12 @@ def make_sampler(search: dict[str, Any], n_startup_trials: int, seed: int, tpe_o
         def __init__(self) -> None:
             self.search_space = search
             self.n_startup_trials = int(n_startup_trials)
-            self.qmc = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed,
-                                                  warn_independent_sampling=False)
             opts = {"multivariate": True, "group": True} | dict(tpe_options or {})
-            with warnings.catch_warnings():
+            with warnings.catch_warnings():  # QMC and multivariate TPE are flagged experimental
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                self.tpe = optuna.samplers.TPESampler(n_startup_trials=0, seed=seed,
-                                                      warn_independent_sampling=False, **opts)
+                self.qmc = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed,
+                                                      warn_independent_sampling=False)
+                self.tpe = optuna.samplers.TPESampler(n_startup_trials=0, seed=seed, **opts)
             self._phase: dict[int, str] = {}
 
         def phase(self, number: int) -> str:
@@ -211,7 +210,8 @@ class HPOSettings:
     """RDB storages: a trial whose worker stops beating for 2 intervals is marked failed and replaced."""
 
     def __post_init__(self) -> None:
-        self.train_store, self.val_store, self.out_dir = Path(self.train_store), Path(self.val_store), Path(self.out_dir)
+        self.train_store, self.val_store = Path(self.train_store), Path(self.val_store)
+        self.out_dir = Path(self.out_dir)
         self.spaces_file = Path(self.spaces_file) if self.spaces_file else None
         self.train = dict(self.train or {})
 
@@ -248,8 +248,10 @@ def _storage(url: str, heartbeat: int | None):
     optuna = _optuna()
     if url.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "mysql"):
         kwargs = {"heartbeat_interval": heartbeat, "grace_period": 2 * heartbeat} if heartbeat else {}
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}}
-                                          if url.startswith("sqlite") else None, **kwargs)
+        engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None  # parallel workers wait
+        with warnings.catch_warnings():  # heartbeats are flagged experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine, **kwargs)
     return url
 
 
@@ -307,7 +309,8 @@ def run_hpo(settings: HPOSettings | dict[str, Any]) -> HPOResult:
         enc, train_over = to_settings(values, params, fixed, s.arch)
         cfg = trial_base | train_over | {
             "train_store": s.train_store, "val_store": s.val_store, "embedding": s.embedding, "arch": s.arch,
-            "out_dir": s.out_dir / "trials" / f"trial_{trial.number:04d}", "encoder": enc,
+            "out_dir": s.out_dir / "trials" / f"trial_{trial.number:04d}",
+            "encoder": dict(trial_base.get("encoder") or {}) | enc,
             "save_checkpoints": False, "resume": False,
         }
         try:

@@ -1,0 +1,114 @@
+# Hand-crafted presets (paper Sec. 4.1.3): import -> render/RMS filter -> embed, per synth.
+
+
+rule fetch_dx7_cartridges:
+    output:
+        directory("results/external/dx7_cartridges"),
+    log:
+        "logs/handcrafted/fetch_dx7_cartridges.log",
+    conda:
+        "../../envs/handcrafted.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "python -m synthproxy fetch-dx7 --dest {output} > {log} 2>&1"
+
+
+rule import_handcrafted:
+    input:
+        unpack(handcrafted_inputs),
+    output:
+        "results/data/{synth}/handcrafted.import.json",
+    params:
+        cfg=lambda w: handcrafted_config(w.synth),
+        store=lambda w: store(w.synth, "handcrafted"),
+        source=lambda w, input: f"--source {input.fetched}" if "fetched" in input.keys() else "",
+    log:
+        "logs/handcrafted/import_handcrafted/{synth}.log",
+    conda:
+        "../../envs/handcrafted.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "python -m synthproxy import-handcrafted --config-json {params.cfg:q} --synth {wildcards.synth} "
+        "--store {params.store} {params.source} --report {output} > {log} 2>&1"
+
+
+rule render_handcrafted:
+    input:
+        "results/data/{synth}/handcrafted.import.json",
+    output:
+        "results/data/{synth}/handcrafted.shards/{shard}.json",
+    params:
+        cfg=lambda w: handcrafted_config(w.synth),
+        store=lambda w: store(w.synth, "handcrafted"),
+    log:
+        "logs/handcrafted/render_handcrafted/{synth}_{shard}.log",
+    conda:
+        "../../envs/handcrafted.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=240,
+    shell:
+        "python -m synthproxy render-handcrafted --config-json {params.cfg:q} --synth {wildcards.synth} "
+        "--store {params.store} --shard {wildcards.shard} --threads {threads} --marker {output} > {log} 2>&1"
+
+
+rule finalize_handcrafted:
+    input:
+        report="results/data/{synth}/handcrafted.import.json",
+        shards=expand(
+            "results/data/{{synth}}/handcrafted.shards/{shard}.json",
+            shard=range(CFG.get("handcrafted", {}).get("shards", 1)),
+        ),
+    output:
+        "results/data/{synth}/handcrafted.stats.json",
+    params:
+        cfg=lambda w: handcrafted_config(w.synth),
+        store=lambda w: store(w.synth, "handcrafted"),
+    log:
+        "logs/handcrafted/finalize_handcrafted/{synth}.log",
+    conda:
+        "../../envs/handcrafted.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "python -m synthproxy finalize-handcrafted --config-json {params.cfg:q} --synth {wildcards.synth} "
+        "--store {params.store} --import-report {input.report} --shard-markers {input.shards} --out {output} "
+        "> {log} 2>&1"
+
+
+rule handcrafted_import_table:
+    input:
+        expand("results/data/{synth}/handcrafted.stats.json", synth=HANDCRAFTED_SYNTHS),
+    output:
+        table=report(
+            "results/analysis/handcrafted_import.csv",
+            category="Hand-crafted presets",
+            caption="../report/handcrafted_import.rst",
+        ),
+        md="results/analysis/handcrafted_import.md",
+    params:
+        prefix=lambda w, output: output.table.removesuffix(".csv"),
+    log:
+        "logs/handcrafted/handcrafted_import_table.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    shell:
+        "python -m synthproxy handcrafted-import-table --stats {input} --out-prefix {params.prefix} > {log} 2>&1"
+
+
+if HANDCRAFTED_SYNTHS:
+
+    TABLE_FILES += ["results/analysis/handcrafted_import.csv", "results/analysis/handcrafted_import.md"]
