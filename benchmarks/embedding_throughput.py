@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from synthproxy.audio.representations import get_representation  # noqa: E402
+from synthproxy.audio.representations import get_representation
 
 SR = 44100
 

@@ -124,7 +124,9 @@ def validate_config(config: dict[str, Any], base_dir: str | Path = ".") -> dict[
 
     for synth in cfg.get("handcrafted", {}).get("synths", {}):
         if synth not in cfg["synths"]:
-            raise ConfigError(f"handcrafted.synths.{synth}: not a configured synth; configured: {sorted(cfg['synths'])}")
+            raise ConfigError(
+                f"handcrafted.synths.{synth}: not a configured synth; configured: {sorted(cfg['synths'])}"
+            )
     if "handcrafted" in cfg and abs(sum(cfg["handcrafted"]["split_fractions"]) - 1.0) > 1e-6:
         raise ConfigError(f"handcrafted.split_fractions: {cfg['handcrafted']['split_fractions']} must sum to 1")
 
