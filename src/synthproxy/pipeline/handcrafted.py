@@ -70,8 +70,8 @@ def collect_dexed(source_dir: Path, spec: SynthSpec, max_files: int | None = Non
     source_dir = Path(source_dir)
     if not source_dir.is_dir():
         raise PluginNotFoundError(
-            f"DX7 cartridge folder not found: {source_dir}; set 'handcrafted.dexed.source_dir' in the config, or "
-            "run the workflow with network access once so the fetch_dx7_cartridges rule downloads it"
+            f"DX7 cartridge folder not found: {source_dir}; set 'handcrafted.synths.dexed.path' in the config, or "
+            "set 'handcrafted.synths.dexed.fetch: true' to download the public compilation (network needed once)"
         )
     report = scan_cartridges(source_dir)
     files = sorted({v.file for v in report.voices})
@@ -98,7 +98,7 @@ def collect_amsynth(banks_dir: Path, spec: SynthSpec, max_files: int | None = No
     banks_dir = Path(banks_dir)
     paths = sorted(banks_dir.glob("*.bank")) if banks_dir.is_dir() else []
     if not banks_dir.is_dir():
-        raise PluginNotFoundError(f"amSynth bank folder not found: {banks_dir}; set 'handcrafted.amsynth.banks_dir'")
+        raise PluginNotFoundError(f"amSynth bank folder not found: {banks_dir}; set 'handcrafted.synths.amsynth.path'")
     if not paths:
         raise ImportFormatError(f"{banks_dir}: no *.bank files")
     paths = paths[:max_files] if max_files else paths
