@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synthproxy.config import validate_config
-from synthproxy.errors import ImportFormatError, PluginNotFoundError
+from synthproxy.errors import ConfigError, ImportFormatError, PluginNotFoundError
 from synthproxy.pipeline.handcrafted import (
     HandcraftedPlan,
     assign_splits,
@@ -99,10 +99,10 @@ def test_import_render_finalize_dexed(tmp_path):
 
 
 def test_missing_and_empty_sources(tmp_path):
-    with pytest.raises(PluginNotFoundError, match="handcrafted.synths.dexed.path"):
+    with pytest.raises(PluginNotFoundError, match=r"handcrafted.synths.dexed.path"):
         HandcraftedPlan(_cfg(dexed={"path": str(tmp_path / "nope")}), "dexed").collect()
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ImportFormatError, match="no .syx file in this folder"):
+    with pytest.raises(ImportFormatError, match=r"no .syx file in this folder"):
         HandcraftedPlan(_cfg(dexed={"path": str(tmp_path / "empty")}), "dexed").collect()
     with pytest.raises(ImportFormatError, match=r"no \*.bank files"):
         HandcraftedPlan(_cfg(amsynth={"path": str(tmp_path / "empty")}), "amsynth").collect()
@@ -124,7 +124,7 @@ def test_malformed_amsynth_bank_stops_the_import_naming_file_and_line(tmp_path, 
 
 @needs_cart
 def test_fetch_offline_says_where_to_put_files_and_reuses_a_verified_copy(tmp_path):
-    with pytest.raises(PluginNotFoundError, match="handcrafted.synths.dexed.path"):
+    with pytest.raises(PluginNotFoundError, match=r"handcrafted.synths.dexed.path"):
         fetch_dx7_cartridges(tmp_path / "dx7", url="http://127.0.0.1:9/none.tar.gz", timeout=2)
     copy_dir = tmp_path / "copy"
     shutil.copytree(CART, copy_dir)
@@ -135,5 +135,5 @@ def test_fetch_offline_says_where_to_put_files_and_reuses_a_verified_copy(tmp_pa
 def test_unknown_synth_in_handcrafted_config():
     cfg = copy.deepcopy(small_config())
     cfg["handcrafted"] = {"synths": {"moog": {"format": "dx7_sysex", "path": "x"}}}
-    with pytest.raises(Exception, match="handcrafted.synths.moog: not a configured synth"):
+    with pytest.raises(ConfigError, match=r"handcrafted.synths.moog: not a configured synth"):
         validate_config(cfg)
