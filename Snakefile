@@ -26,6 +26,7 @@ include: "workflow/rules/datasets.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/ranking.smk"
 include: "workflow/rules/handcrafted.smk"
+include: "workflow/rules/training.smk"
 include: "workflow/rules/collect.smk"
 
 

@@ -9,12 +9,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from .conftest import REPO
+from .conftest import REPO, shared_data
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("e2e")
+    root = tmp_path_factory.mktemp("e2e")
+    work = root / "main"  # the tiny config reads ../shared/data, as on a fresh clone beside ../shared
+    work.mkdir()
+    (root / "shared").symlink_to(shared_data().parent)
     (work / "config").symlink_to(REPO / "config")
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
            "--cores", "2", "results/tables", "--configfile", "config/tiny.yaml"]
@@ -57,3 +60,34 @@ def test_rerun_has_nothing_to_do(tiny_run):
     _work, cmd = tiny_run
     proc = subprocess.run([*cmd[:-2], "-n", *cmd[-2:]], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@pytest.mark.e2e
+def test_tiny_workflow_trains_and_evaluates_every_encoder(tiny_run):
+    work, _ = tiny_run
+    tables = work / "results" / "tables"
+    tiny = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
+    synthetic = pd.read_csv(tables / "synthetic.csv")
+    assert len(synthetic) == len(tiny["training"]["archs"])
+    for synth in tiny["synths"]:
+        mrr = synthetic[f"{synth} MRR ↑"].str.split(" ± ").str[0].astype(float)
+        assert ((mrr > 0) & (mrr <= 1)).all()
+    assert "**" in (tables / "synthetic.md").read_text() and r"\textbf" in (tables / "synthetic.tex").read_text()
+    params = pd.read_csv(tables / "encoder_parameters.csv")
+    assert params["dexed (Table 2 sizes, M)"].tolist() == pytest.approx([4.88, 6.17, 6.01, 7.07, 4.82], abs=0.01)
+    assert (tables / "training_curves.png").stat().st_size > 10_000
+    assert len(pd.read_csv(tables / "hpo.csv")) == len(tiny["synths"]) * len(tiny["training"]["archs"])
+    hand = pd.read_csv(tables / "handcrafted.csv")
+    assert len(hand) == 5 and any("ΔMRR" in c for c in hand.columns)
+
+
+@pytest.mark.e2e
+def test_tiny_workflow_imports_handcrafted_presets_and_compares_distributions(tiny_run):
+    work, _ = tiny_run
+    tables = work / "results" / "tables"
+    counts = pd.read_csv(tables / "handcrafted_import.csv").set_index("step")
+    assert int(counts.loc["kept", "dexed"]) > 0 and int(counts.loc["kept", "amsynth"]) > 0
+    w = pd.read_csv(tables / "wasserstein.csv")
+    assert set(w["synth"]) == {"dexed", "amsynth"} and len(w) == 4
+    assert "ground metric: Euclidean" in (tables / "wasserstein.md").read_text()
+    assert (tables / "umap.png").stat().st_size > 10_000

@@ -373,6 +373,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int)
     p.add_argument("--settings-json", help="other TrainSettings fields as JSON (or @file.json)")
     p.add_argument("--summary", type=Path, help="write the run's summary (best scores, paths) as JSON")
+    p.add_argument("--lr-from", type=Path, help="an HPO best_params.json whose learning rate to use")
 
 
 @command("train-encoder", _train_args)
@@ -382,8 +383,14 @@ def _train_encoder(args: argparse.Namespace) -> int:
 
     names = ["train_store", "val_store", "embedding", "arch", "out_dir", "epochs", "batch_size", "lr", "seed",
              "device", "threads"]
-    result = train_encoder(TrainSettings.from_dict(_settings_json(args.settings_json) | _explicit(args, names)))
-    summary = {"out_dir": str(result.out_dir), "epochs_done": result.epochs_done, "best_mrr": result.best_mrr,
+    settings = _settings_json(args.settings_json) | _explicit(args, names)
+    if args.lr_from:
+        best = json.loads(args.lr_from.read_text())
+        if "lr" not in best.get("train", {}):
+            raise SynthProxyError(f"{args.lr_from}: the best HPO trial sets no learning rate ('train.lr')")
+        settings["lr"] = float(best["train"]["lr"])
+    result = train_encoder(TrainSettings.from_dict(settings))
+    summary = {"out_dir": str(result.out_dir), "arch": args.arch, "lr": settings.get("lr"), "epochs_done": result.epochs_done, "best_mrr": result.best_mrr,
                "best_mrr_epoch": result.best_mrr_epoch, "best_l1": result.best_l1,
                "best_l1_epoch": result.best_l1_epoch, "n_params": result.n_params,
                "checkpoints": {k: str(v) for k, v in result.checkpoints.items()}}
@@ -405,6 +412,7 @@ def _eval_encoder_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device")
     p.add_argument("--threads", type=int)
     p.add_argument("--settings-json", help="other evaluate_checkpoint arguments as JSON (or @file.json)")
+    p.add_argument("--synth", help="synth name recorded with the scores (for the tables)")
 
 
 @command("evaluate-encoder", _eval_encoder_args)
@@ -422,7 +430,7 @@ def _evaluate_encoder(args: argparse.Namespace) -> int:
     unknown = sorted(set(kwargs) - valid)
     if unknown:
         raise SynthProxyError(f"unknown evaluation setting(s) {unknown}; valid: {sorted(valid)}")
-    scores = evaluate_checkpoint(args.checkpoint, args.store, **kwargs)
+    scores = evaluate_checkpoint(args.checkpoint, args.store, **kwargs) | {"synth": args.synth}
     write_json_atomic(args.out, scores)
     log.info("MRR %.4f ± %.4f, L1 %.4f ± %.4f (%d runs of %d presets)", scores["mrr_mean"], scores["mrr_std"],
              scores["l1_mean"], scores["l1_std"], scores["n_runs"], scores["k"])
@@ -457,6 +465,94 @@ def _hpo(args: argparse.Namespace) -> int:
     result = run_hpo(HPOSettings.from_dict(_settings_json(args.settings_json) | _explicit(args, names)))
     log.info("study %s: %d trials finished (%d new), best MRR %s with %s", result.study_name, result.n_finished,
              result.n_new, result.best_value, json.dumps(result.best_params))
+    return 0
+
+
+def _dist_args(p: argparse.ArgumentParser) -> None:
+    _config_args(p)
+    p.add_argument("--pair", nargs=3, action="append", required=True, metavar=("SYNTH", "SYNTHETIC", "HANDCRAFTED"),
+                   help="a synth and its synthetic and hand-crafted stores (repeatable)")
+    p.add_argument("--key", required=True, help="embedding key, e.g. mel128_avg")
+    p.add_argument("--out-prefix", required=True, type=Path)
+    p.add_argument("--figure", required=True, type=Path)
+    p.add_argument("--projections", required=True, type=Path)
+
+
+@command("distribution", _dist_args)
+def _distribution(args: argparse.Namespace) -> int:
+    """UMAP figure and Wasserstein table of synthetic vs hand-crafted presets (paper Fig. 3)."""
+    from synthproxy.analysis.distribution import compare, settings_from_config
+
+    cfg = _cfg(args)
+    pairs = {s: (Path(a), Path(b)) for s, a, b in args.pair}
+    print(compare(pairs, args.key, settings_from_config(cfg), args.out_prefix, args.figure, args.projections)
+          .to_string(index=False))
+    return 0
+
+
+def _eval_hc_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--store", required=True, type=Path, help="hand-crafted store")
+    p.add_argument("--synth", required=True)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--n-runs", type=int, default=100)
+    p.add_argument("--k", type=int, default=4096)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+
+
+@command("evaluate-handcrafted", _eval_hc_args)
+def _evaluate_hc(args: argparse.Namespace) -> int:
+    """Evaluate a synthetic-trained encoder on the valid hand-crafted presets (paper Table 4)."""
+    from synthproxy.analysis.encoder_results import evaluate_handcrafted
+    from synthproxy.pipeline.dataset import write_json_atomic
+
+    _threads(args.threads)
+    scores = evaluate_handcrafted(args.checkpoint, args.store, args.n_runs, args.k, args.seed) | {"synth": args.synth}
+    write_json_atomic(args.out, scores)
+    log.info("hand-crafted: MRR %.4f ± %.4f, L1 %.4f ± %.4f", scores["mrr_mean"], scores["mrr_std"],
+             scores["l1_mean"], scores["l1_std"])
+    return 0
+
+
+def _enc_tables_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scores", nargs="+", required=True, type=Path)
+    p.add_argument("--summaries", nargs="+", required=True, type=Path)
+    p.add_argument("--histories", nargs="+", required=True, type=Path)
+    p.add_argument("--hpo", nargs="*", default=[], type=Path)
+    p.add_argument("--specs", nargs="+", required=True, help="synth=spec.yaml pairs")
+    p.add_argument("--out-dir", required=True, type=Path)
+
+
+@command("encoder-tables", _enc_tables_args)
+def _encoder_tables(args: argparse.Namespace) -> int:
+    """Table 3 (synthetic), encoder sizes, HPO results and training curves."""
+    from synthproxy.analysis import encoder_results as er
+
+    trained = []
+    for p in args.summaries:  # results/models/<synth>/<arch>/summary.json
+        trained.append(json.loads(p.read_text()) | {"synth": p.parent.parent.name, "arch": p.parent.name})
+    print(er.synthetic_table(args.scores, args.out_dir / "synthetic").to_string(index=False))
+    specs = dict(s.split("=", 1) for s in args.specs)
+    print(er.parameter_table(specs, trained, args.out_dir / "encoder_parameters").to_string(index=False))
+    er.training_curves({(p.parent.parent.name, p.parent.name): p for p in args.histories},
+                       args.out_dir / "training_curves.png")
+    er.hpo_table(args.hpo, args.out_dir / "hpo")
+    return 0
+
+
+def _hc_eval_table_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hand", nargs="+", required=True, type=Path)
+    p.add_argument("--synthetic", nargs="+", required=True, type=Path)
+    p.add_argument("--out-prefix", required=True, type=Path)
+
+
+@command("handcrafted-table", _hc_eval_table_args)
+def _handcrafted_table(args: argparse.Namespace) -> int:
+    """Table 4: encoders on hand-crafted presets with the relative difference to synthetic results."""
+    from synthproxy.analysis.encoder_results import handcrafted_table
+
+    print(handcrafted_table(args.hand, args.synthetic, args.out_prefix).to_string(index=False))
     return 0
 
 

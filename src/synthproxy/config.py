@@ -130,6 +130,24 @@ def validate_config(config: dict[str, Any], base_dir: str | Path = ".") -> dict[
     if "handcrafted" in cfg and abs(sum(cfg["handcrafted"]["split_fractions"]) - 1.0) > 1e-6:
         raise ConfigError(f"handcrafted.split_fractions: {cfg['handcrafted']['split_fractions']} must sum to 1")
 
+    if "training" in cfg:
+        tr = cfg["training"]
+        splits = cfg.get("dataset", {}).get("splits", {})
+        keys = {embedding_key(r) for r in cfg.get("representations", [])}
+        if tr["representation"] not in keys:
+            raise ConfigError(f"training.representation: '{tr['representation']}' is not stored; representations "
+                              f"give {sorted(keys)}")
+        wanted = [("training.train_split", tr["train_split"]), ("training.val_split", tr["val_split"]),
+                  ("training.test_split", tr["test_split"])]
+        if "hpo" in tr:
+            wanted += [("training.hpo.train_split", tr["hpo"]["train_split"]),
+                       ("training.hpo.val_split", tr["hpo"]["val_split"])]
+        for key, split in wanted:
+            if split not in splits:
+                raise ConfigError(f"{key}: split '{split}' is not in dataset.splits ({sorted(splits)})")
+        if tr["lr_from_hpo"] and "hpo" not in tr:
+            raise ConfigError("training.lr_from_hpo: true needs a training.hpo section")
+
     chunk = cfg.get("dataset", {}).get("chunk_rows", 1)
     for split, s in cfg.get("dataset", {}).get("splits", {}).items():
         if s["shard_size"] % chunk:

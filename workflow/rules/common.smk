@@ -83,3 +83,57 @@ def handcrafted_inputs(wildcards):
     if src["format"] == "dx7_sysex" and not os.path.isdir(src["path"]) and src.get("fetch"):
         inputs["fetched"] = "results/external/dx7_cartridges"
     return inputs
+
+
+DIST = dict(CFG.get("distribution", {}))
+if DIST and not DIST.get("representation"):
+    DIST["representation"] = f"{CFG['representations'][0]['name']}_{CFG['representations'][0]['reduction']}"
+
+
+TRAINING = CFG.get("training", {})
+ARCHS = list(TRAINING.get("archs", {}))
+TRAIN_SYNTHS = SYNTHS if TRAINING else []
+HANDCRAFTED_TRAINED = [s for s in HANDCRAFTED_SYNTHS if s in TRAIN_SYNTHS]
+
+
+def _arch_train_settings(arch):
+    a = TRAINING["archs"][arch]
+    out = dict(TRAINING.get("settings", {}))
+    out.update(epochs=TRAINING["epochs"], seed=TRAINING["seed"], val_k=TRAINING["val_k"], device=TRAINING["device"])
+    if a.get("encoder"):
+        out["encoder"] = a["encoder"]
+    if a.get("batch_size"):
+        out["batch_size"] = a["batch_size"]
+    return out
+
+
+def train_settings(synth, arch, input):
+    out = _arch_train_settings(arch)
+    if not TRAINING["lr_from_hpo"] and "lr" in TRAINING["archs"][arch]:
+        out["lr"] = TRAINING["archs"][arch]["lr"]
+    return json.dumps(out, sort_keys=True)
+
+
+def train_inputs(wildcards):
+    inputs = {
+        "train": f"results/data/{wildcards.synth}/{TRAINING['train_split']}.stats.json",
+        "val": f"results/data/{wildcards.synth}/{TRAINING['val_split']}.stats.json",
+    }
+    if TRAINING["lr_from_hpo"]:
+        inputs["hpo"] = f"results/hpo/{wildcards.synth}/{wildcards.arch}/best_params.json"
+    return inputs
+
+
+def hpo_settings(synth, arch):
+    h = TRAINING["hpo"]
+    train = _arch_train_settings(arch)
+    train.pop("epochs", None)
+    train.pop("seed", None)
+    out = dict(h.get("settings", {}))
+    out.update(synth=synth, space=h["space"], seed=TRAINING["seed"], train=train)
+    for key in ("n_trials", "n_startup_trials"):
+        if h[key] is not None:
+            out[key] = h[key]
+    if h.get("storage"):
+        out["storage"] = h["storage"]
+    return json.dumps(out, sort_keys=True)

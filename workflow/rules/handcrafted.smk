@@ -112,3 +112,47 @@ rule handcrafted_import_table:
 if HANDCRAFTED_SYNTHS:
 
     TABLE_FILES += ["results/analysis/handcrafted_import.csv", "results/analysis/handcrafted_import.md"]
+
+
+if HANDCRAFTED_SYNTHS and DIST:
+
+    rule distribution:
+        input:
+            synthetic=expand(
+                "results/data/{synth}/{split}.stats.json", synth=HANDCRAFTED_SYNTHS, split=DIST["synthetic_split"]
+            ),
+            handcrafted=expand("results/data/{synth}/handcrafted.stats.json", synth=HANDCRAFTED_SYNTHS),
+        output:
+            table=report(
+                "results/analysis/wasserstein.csv",
+                category="Hand-crafted presets",
+                caption="../report/distribution.rst",
+            ),
+            md="results/analysis/wasserstein.md",
+            tex="results/analysis/wasserstein.tex",
+            figure=report(
+                "results/analysis/umap.png", category="Hand-crafted presets", caption="../report/distribution.rst"
+            ),
+            projections="results/analysis/umap_points.csv",
+        params:
+            cfg=json.dumps({"seed": CFG["seed"], "synths": CFG["synths"], "render": CFG["render"], "distribution": DIST}),
+            pairs=" ".join(
+                f"--pair {s} {store(s, DIST['synthetic_split'])} {store(s, 'handcrafted')}" for s in HANDCRAFTED_SYNTHS
+            ),
+            key=DIST.get("representation", ""),
+            prefix=lambda w, output: output.table.removesuffix(".csv"),
+        log:
+            "logs/handcrafted/distribution.log",
+        conda:
+            "../../envs/analysis.yaml"
+        threads: 1
+        resources:
+            mem_mb=8000,
+            runtime=60,
+        shell:
+            "python -m synthproxy distribution --config-json {params.cfg:q} {params.pairs} --key {params.key} "
+            "--out-prefix {params.prefix} --figure {output.figure} --projections {output.projections} > {log} 2>&1"
+
+    TABLE_FILES += expand("results/analysis/wasserstein.{ext}", ext=["csv", "md", "tex"]) + [
+        "results/analysis/umap.png"
+    ]

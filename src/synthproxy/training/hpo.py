@@ -290,8 +290,11 @@ def run_hpo(settings: HPOSettings | dict[str, Any]) -> HPOResult:
     bad = sorted(set(trial_base) - {f.name for f in fields(TrainSettings)})
     if bad:
         raise ConfigError(f"unknown training setting(s) {bad} in HPO 'train'")
+    top = sorted(set(trial_base) & {"train_store", "val_store", "embedding", "arch", "out_dir"})
+    if top:
+        raise ConfigError(f"HPO 'train' must not set {top}: they are HPO settings of their own")
     TrainSettings(train_store=s.train_store, val_store=s.val_store, embedding=s.embedding, arch=s.arch,
-                  out_dir=s.out_dir, **{k: v for k, v in trial_base.items() if k not in ("resume",)})
+                  out_dir=s.out_dir, **trial_base)  # fail before the study starts on a bad setting
 
     s.out_dir.mkdir(parents=True, exist_ok=True)
     url = s.storage or f"sqlite:///{(s.out_dir / 'optuna.db').resolve()}"

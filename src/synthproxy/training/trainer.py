@@ -301,6 +301,8 @@ def load_checkpoint(
 ) -> EncoderCheckpoint:
     """Load a checkpoint written by :func:`train_encoder` and rebuild its encoder.
 
+    Checkpoints are pickles (they hold NumPy RNG states for exact resumption): load only trusted files.
+
     Args:
         expect_spec_hash: fail with a SpecError naming both hashes when the checkpoint's differs.
         expect_embedding: fail with a ConfigError naming both keys when the checkpoint's target differs.

@@ -1,0 +1,186 @@
+# Preset encoders (paper Sec. 4.2, 6, App. 11.2-11.3): HPO, training, evaluation on synthetic presets
+# (Table 3) and on hand-crafted presets (Table 4).
+
+if TRAINING:
+
+    rule hpo:
+        input:
+            train=lambda w: f"results/data/{w.synth}/{TRAINING['hpo']['train_split']}.stats.json",
+            val=lambda w: f"results/data/{w.synth}/{TRAINING['hpo']['val_split']}.stats.json",
+        output:
+            best="results/hpo/{synth}/{arch}/best_params.json",
+            trials="results/hpo/{synth}/{arch}/trials.csv",
+        params:
+            settings=lambda w: hpo_settings(w.synth, w.arch),
+            train=lambda w: store(w.synth, TRAINING["hpo"]["train_split"]),
+            val=lambda w: store(w.synth, TRAINING["hpo"]["val_split"]),
+            out=lambda w, output: os.path.dirname(output.best),
+        log:
+            "logs/training/hpo/{synth}_{arch}.log",
+        conda:
+            "../../envs/training.yaml"
+        threads: 2
+        resources:
+            mem_mb=8000,
+            runtime=1440,
+        shell:
+            "python -m synthproxy hpo --train-store {params.train} --val-store {params.val} "
+            "--embedding {TRAINING[representation]} --arch {wildcards.arch} --out-dir {params.out} "
+            "--threads {threads} --settings-json {params.settings:q} > {log} 2>&1"
+
+    rule train_encoder:
+        input:
+            unpack(train_inputs),
+        output:
+            summary="results/models/{synth}/{arch}/summary.json",
+            history="results/models/{synth}/{arch}/history.csv",
+        params:
+            settings=lambda w, input: train_settings(w.synth, w.arch, input),
+            train=lambda w: store(w.synth, TRAINING["train_split"]),
+            val=lambda w: store(w.synth, TRAINING["val_split"]),
+            out=lambda w, output: os.path.dirname(output.summary),
+            lr_from=lambda w, input: f"--lr-from {input.hpo}" if "hpo" in input.keys() else "",
+        log:
+            "logs/training/train_encoder/{synth}_{arch}.log",
+        conda:
+            "../../envs/training.yaml"
+        threads: 2
+        resources:
+            mem_mb=8000,
+            runtime=2880,
+            slurm_extra="'--gres=gpu:1'",
+        shell:
+            "python -m synthproxy train-encoder --train-store {params.train} --val-store {params.val} "
+            "--embedding {TRAINING[representation]} --arch {wildcards.arch} --out-dir {params.out} "
+            "--threads {threads} --settings-json {params.settings:q} --summary {output.summary} {params.lr_from} "
+            "> {log} 2>&1"
+
+    rule evaluate_synthetic:
+        input:
+            summary="results/models/{synth}/{arch}/summary.json",
+            test=lambda w: f"results/data/{w.synth}/{TRAINING['test_split']}.stats.json",
+        output:
+            "results/eval/{synth}/{arch}/synthetic.json",
+        params:
+            ckpt=lambda w: f"results/models/{w.synth}/{w.arch}/{TRAINING['evaluation']['checkpoint']}.pt",
+            store=lambda w: store(w.synth, TRAINING["test_split"]),
+            runs=TRAINING["evaluation"]["runs"],
+            k=TRAINING["evaluation"]["k"],
+            seed=CFG["seed"],
+        log:
+            "logs/training/evaluate_synthetic/{synth}_{arch}.log",
+        conda:
+            "../../envs/training.yaml"
+        threads: 2
+        resources:
+            mem_mb=8000,
+            runtime=120,
+        shell:
+            "python -m synthproxy evaluate-encoder --checkpoint {params.ckpt} --store {params.store} "
+            "--n-runs {params.runs} --k {params.k} --seed {params.seed} --threads {threads} "
+            "--settings-json '{{\"device\": \"cpu\"}}' --out {output} --synth {wildcards.synth} > {log} 2>&1"
+
+    rule encoder_tables:
+        input:
+            scores=expand("results/eval/{synth}/{arch}/synthetic.json", synth=TRAIN_SYNTHS, arch=ARCHS),
+            summaries=expand("results/models/{synth}/{arch}/summary.json", synth=TRAIN_SYNTHS, arch=ARCHS),
+            histories=expand("results/models/{synth}/{arch}/history.csv", synth=TRAIN_SYNTHS, arch=ARCHS),
+            hpo=expand("results/hpo/{synth}/{arch}/best_params.json", synth=TRAIN_SYNTHS, arch=ARCHS)
+            if "hpo" in TRAINING
+            else [],
+        output:
+            synthetic=report(
+                "results/analysis/synthetic.csv", category="Preset encoders", caption="../report/synthetic.rst"
+            ),
+            synthetic_md="results/analysis/synthetic.md",
+            synthetic_tex="results/analysis/synthetic.tex",
+            params_csv="results/analysis/encoder_parameters.csv",
+            params_md="results/analysis/encoder_parameters.md",
+            params_tex="results/analysis/encoder_parameters.tex",
+            curves=report(
+                "results/analysis/training_curves.png",
+                category="Preset encoders",
+                caption="../report/training_curves.rst",
+            ),
+            hpo_csv="results/analysis/hpo.csv",
+            hpo_md="results/analysis/hpo.md",
+            hpo_tex="results/analysis/hpo.tex",
+        params:
+            specs=" ".join(f"{s}={CFG['synths'][s]['spec']}" for s in TRAIN_SYNTHS),
+        log:
+            "logs/training/encoder_tables.log",
+        conda:
+            "../../envs/analysis.yaml"
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=10,
+        shell:
+            "python -m synthproxy encoder-tables --scores {input.scores} --summaries {input.summaries} "
+            "--histories {input.histories} --hpo {input.hpo} --specs {params.specs} "
+            "--out-dir results/analysis > {log} 2>&1"
+
+    TABLE_FILES += [
+        f"results/analysis/{name}.{ext}"
+        for name in ("synthetic", "encoder_parameters", "hpo")
+        for ext in ("csv", "md", "tex")
+    ] + ["results/analysis/training_curves.png"]
+
+    if HANDCRAFTED_SYNTHS:
+
+        rule evaluate_handcrafted:
+            input:
+                summary="results/models/{synth}/{arch}/summary.json",
+                handcrafted="results/data/{synth}/handcrafted.stats.json",
+            output:
+                "results/eval/{synth}/{arch}/handcrafted.json",
+            params:
+                ckpt=lambda w: f"results/models/{w.synth}/{w.arch}/{TRAINING['evaluation']['checkpoint']}.pt",
+                store=lambda w: store(w.synth, "handcrafted"),
+                runs=TRAINING["evaluation"]["runs"],
+                k=TRAINING["evaluation"]["k"],
+                seed=CFG["seed"],
+            log:
+                "logs/training/evaluate_handcrafted/{synth}_{arch}.log",
+            conda:
+                "../../envs/training.yaml"
+            threads: 2
+            resources:
+                mem_mb=8000,
+                runtime=120,
+            shell:
+                "python -m synthproxy evaluate-handcrafted --checkpoint {params.ckpt} --store {params.store} "
+                "--n-runs {params.runs} --k {params.k} --seed {params.seed} --threads {threads} "
+                "--synth {wildcards.synth} --out {output} > {log} 2>&1"
+
+        rule handcrafted_table:
+            input:
+                hand=expand(
+                    "results/eval/{synth}/{arch}/handcrafted.json", synth=HANDCRAFTED_TRAINED, arch=ARCHS
+                ),
+                synthetic=expand(
+                    "results/eval/{synth}/{arch}/synthetic.json", synth=HANDCRAFTED_TRAINED, arch=ARCHS
+                ),
+            output:
+                table=report(
+                    "results/analysis/handcrafted.csv",
+                    category="Hand-crafted presets",
+                    caption="../report/handcrafted.rst",
+                ),
+                md="results/analysis/handcrafted.md",
+                tex="results/analysis/handcrafted.tex",
+            params:
+                prefix=lambda w, output: output.table.removesuffix(".csv"),
+            log:
+                "logs/training/handcrafted_table.log",
+            conda:
+                "../../envs/analysis.yaml"
+            threads: 1
+            resources:
+                mem_mb=2000,
+                runtime=5,
+            shell:
+                "python -m synthproxy handcrafted-table --hand {input.hand} --synthetic {input.synthetic} "
+                "--out-prefix {params.prefix} > {log} 2>&1"
+
+        TABLE_FILES += expand("results/analysis/handcrafted.{ext}", ext=["csv", "md", "tex"])
