@@ -390,7 +390,8 @@ def _train_encoder(args: argparse.Namespace) -> int:
             raise SynthProxyError(f"{args.lr_from}: the best HPO trial sets no learning rate ('train.lr')")
         settings["lr"] = float(best["train"]["lr"])
     result = train_encoder(TrainSettings.from_dict(settings))
-    summary = {"out_dir": str(result.out_dir), "arch": args.arch, "lr": settings.get("lr"), "epochs_done": result.epochs_done, "best_mrr": result.best_mrr,
+    summary = {"out_dir": str(result.out_dir), "arch": args.arch, "lr": settings.get("lr"),
+               "epochs_done": result.epochs_done, "best_mrr": result.best_mrr,
                "best_mrr_epoch": result.best_mrr_epoch, "best_l1": result.best_l1,
                "best_l1_epoch": result.best_l1_epoch, "n_params": result.n_params,
                "checkpoints": {k: str(v) for k, v in result.checkpoints.items()}}

@@ -49,8 +49,9 @@ def synthetic_table(scores: list[Path], out_prefix: Path, caption_extra: str = "
     bold: dict[str, set[int]] = {}
     for synth in synths:
         d = df[df["synth"] == synth].set_index("arch")
-        table[f"{synth} MRR ↑"] = [_pm(d.loc[a, "mrr_mean"], d.loc[a, "mrr_std"]) if a in d.index else "" for a in archs]
-        table[f"{synth} L1 ↓"] = [_pm(d.loc[a, "l1_mean"], d.loc[a, "l1_std"]) if a in d.index else "" for a in archs]
+        for col, metric in ((f"{synth} MRR ↑", "mrr"), (f"{synth} L1 ↓", "l1")):
+            table[col] = [_pm(d.loc[a, f"{metric}_mean"], d.loc[a, f"{metric}_std"]) if a in d.index else ""
+                          for a in archs]
         present = [a for a in archs if a in d.index]
         bold[f"{synth} MRR ↑"] = {archs.index(max(present, key=lambda a: d.loc[a, "mrr_mean"]))}
         bold[f"{synth} L1 ↓"] = {archs.index(min(present, key=lambda a: d.loc[a, "l1_mean"]))}
