@@ -56,7 +56,9 @@ def ranking_config(synth):
 def ranking_groups(synth):
     from synthproxy.analysis.ranking import load_groups, slug
 
-    return [slug(g.name) for g in load_groups(CFG["ranking"]["synths"][synth], SPECS[synth])]
+    slugs = [slug(g.name) for g in load_groups(CFG["ranking"]["synths"][synth], SPECS[synth])]
+    chosen = CFG["ranking"]["groups"]
+    return slugs if chosen is None else [s for s in slugs if s in {slug(c) for c in chosen}]
 
 
 RANKING_SYNTHS = list(CFG.get("ranking", {}).get("synths", {}))
