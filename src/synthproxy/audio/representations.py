@@ -76,11 +76,27 @@ class Representation:
         return int(self(torch.zeros(1, n_samples), reduction).shape[-1])
 
 
+# Recent power spectrograms, so representations with the same STFT (mel128, mfcc40 and mstft's 2048/1024
+# resolution) embedding the same batch compute it once. Entries hold the audio tensor itself: a hit needs
+# the very same object (``is``), which cannot be freed and replaced while it is referenced here.
+_POWER_CACHE: list[tuple[torch.Tensor, int, int, torch.Tensor]] = []
+_POWER_CACHE_SIZE = 4
+
+
 class _STFTMixin:
     window_cache: dict[tuple[int, str], torch.Tensor]
 
     def _power(self, audio: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
         """``(B, T)`` → power spectrogram ``(B, n_fft//2+1, frames)`` with a Hann window."""
+        for cached_audio, c_fft, c_hop, power in _POWER_CACHE:
+            if cached_audio is audio and c_fft == n_fft and c_hop == hop:
+                return power
+        power = self._compute_power(audio, n_fft, hop)
+        _POWER_CACHE.insert(0, (audio, n_fft, hop, power))
+        del _POWER_CACHE[_POWER_CACHE_SIZE:]
+        return power
+
+    def _compute_power(self, audio: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
         key = (n_fft, str(audio.device))
         if key not in self.window_cache:
             self.window_cache[key] = torch.hann_window(n_fft, device=audio.device)
