@@ -105,6 +105,9 @@ class TrainSettings:
     prefetch: int = 4
     threads: int | None = None
     deterministic: bool = True
+    # Start the projection head's bias at the mean training target, so the first steps fit the embedding's
+    # structure instead of its offset (log-spectral targets sit far from zero).
+    init_head_bias: bool = True
     resume: bool = True
     save_checkpoints: bool = True
     max_epochs_per_run: int | None = None
@@ -408,6 +411,19 @@ def _store_meta(train: StoreBatches, val: StoreBatches, embedding: str) -> dict[
     return meta
 
 
+def _init_head_bias(model: nn.Module, store: Path, embedding: str, rows: int = 65536) -> None:
+    """Set the final projection's bias to the mean of the first ``rows`` training targets (deterministic)."""
+    import zarr
+
+    head = getattr(model, "head", None)
+    if not isinstance(head, nn.Linear):
+        return
+    targets = zarr.open_group(str(store), mode="r")["embeddings"][embedding]
+    mean = np.asarray(targets[: min(rows, targets.shape[0])], dtype=np.float64).mean(axis=0)
+    with torch.no_grad():
+        head.bias.copy_(torch.as_tensor(mean, dtype=head.bias.dtype))
+
+
 def predict(model: nn.Module, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], device: torch.device
             ) -> tuple[torch.Tensor, torch.Tensor]:
     """Encoder outputs and targets for every batch (eval mode, no gradients), on the CPU."""
@@ -491,6 +507,8 @@ def train_encoder(settings: TrainSettings | dict[str, Any], on_step: StepHook | 
     with _runtime(s.seed, s.deterministic, s.threads, device):
         layout = PresetLayout(**store_meta["layout"])
         model = build_encoder(s.arch, layout, train.dim, **s.encoder).to(device)
+        if s.init_head_bias:
+            _init_head_bias(model, s.train_store, s.embedding)
         opt_cls = torch.optim.AdamW if s.optimizer == "adamw" else torch.optim.Adam
         opt = opt_cls(model.parameters(), lr=s.lr, betas=s.betas, eps=s.eps, weight_decay=s.weight_decay)
         history: list[dict[str, Any]] = []
