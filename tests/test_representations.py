@@ -67,3 +67,14 @@ def test_bad_audio_and_names():
     with pytest.raises(ConfigError, match="unknown temporal reduction"):
         rep(_tone(), "max")
     assert {"mel128", "mfcc40", "mstft", "mn04", "mn20"} <= set(available())
+
+
+def test_audio_at_another_rate_is_resampled_to_the_models_rate():
+    rep = get_representation("mel128")
+    x44 = _tone()
+    x22 = librosa.resample(x44, orig_sr=44100, target_sr=22050, res_type="soxr_hq")
+    direct = rep(x44, "avg")
+    via = rep(x22, "avg", sample_rate=22050)
+    assert via.shape == direct.shape
+    # the band above 11 kHz is lost at 22.05 kHz; the 440 Hz tone's bins agree
+    torch.testing.assert_close(via[0, :40], direct[0, :40], rtol=0.05, atol=0.3)

@@ -1,4 +1,5 @@
 # Shared helpers: config validation at start, per-stage config slices, the python that runs the steps.
+import glob
 import json
 import os
 import sys

@@ -106,7 +106,14 @@ if TRAINING:
             hpo_md="results/analysis/hpo.md",
             hpo_tex="results/analysis/hpo.tex",
         params:
-            specs=" ".join(f"{s}={CFG['synths'][s]['spec']}" for s in TRAIN_SYNTHS),
+            # every configured synth, plus the shipped specs of synths not configured (Diva, TAL-NoiseMaker)
+            specs=" ".join(
+                f"{name}={path}"
+                for name, path in {
+                    **{os.path.basename(p)[:-5]: p for p in sorted(glob.glob("config/synths/*.yaml"))},
+                    **{s: CFG["synths"][s]["spec"] for s in TRAIN_SYNTHS},
+                }.items()
+            ),
         log:
             "logs/training/encoder_tables.log",
         conda:

@@ -51,7 +51,10 @@ class Representation:
         """Everything that determines the output, recorded in the data store's attributes."""
         return {"name": self.name, "sample_rate": self.sample_rate}
 
-    def __call__(self, audio: torch.Tensor | np.ndarray, reduction: str) -> torch.Tensor:
+    def __call__(self, audio: torch.Tensor | np.ndarray, reduction: str, sample_rate: int | None = None) -> torch.Tensor:
+        """Embed ``(B, T)`` (or ``(T,)``) audio; audio at another ``sample_rate`` is resampled to the model's."""
+        if sample_rate is not None and sample_rate != self.sample_rate:
+            audio = resample(np.asarray(audio, dtype=np.float32), sample_rate, self.sample_rate)
         audio = torch.as_tensor(np.asarray(audio, dtype=np.float32) if not torch.is_tensor(audio) else audio)
         if audio.ndim == 1:
             audio = audio[None]
@@ -239,4 +242,4 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     """Resample ``(B, T)`` audio with soxr (high quality) when a model's rate differs from the render's."""
     if sr_in == sr_out:
         return audio
-    return librosa.resample(audio, orig_sr=sr_in, target_sr=sr_out, res_type="soxr_hq", axis=-1)
+    return librosa.resample(audio, orig_sr=sr_in, target_sr=sr_out, res_type="soxr_hq", axis=-1).astype(np.float32)
