@@ -51,7 +51,9 @@ class Representation:
         """Everything that determines the output, recorded in the data store's attributes."""
         return {"name": self.name, "sample_rate": self.sample_rate}
 
-    def __call__(self, audio: torch.Tensor | np.ndarray, reduction: str, sample_rate: int | None = None) -> torch.Tensor:
+    def __call__(
+        self, audio: torch.Tensor | np.ndarray, reduction: str, sample_rate: int | None = None
+    ) -> torch.Tensor:
         """Embed ``(B, T)`` (or ``(T,)``) audio; audio at another ``sample_rate`` is resampled to the model's."""
         if sample_rate is not None and sample_rate != self.sample_rate:
             audio = resample(np.asarray(audio, dtype=np.float32), sample_rate, self.sample_rate)
