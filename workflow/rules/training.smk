@@ -12,6 +12,7 @@ if TRAINING:
             trials="results/hpo/{synth}/{arch}/trials.csv",
         params:
             settings=lambda w: hpo_settings(w.synth, w.arch),
+            embedding=TRAINING["representation"],
             train=lambda w: store(w.synth, TRAINING["hpo"]["train_split"]),
             val=lambda w: store(w.synth, TRAINING["hpo"]["val_split"]),
             out=lambda w, output: os.path.dirname(output.best),
@@ -25,7 +26,7 @@ if TRAINING:
             runtime=1440,
         shell:
             "python -m synthproxy hpo --train-store {params.train} --val-store {params.val} "
-            "--embedding {TRAINING[representation]} --arch {wildcards.arch} --out-dir {params.out} "
+            "--embedding {params.embedding} --arch {wildcards.arch} --out-dir {params.out} "
             "--threads {threads} --settings-json {params.settings:q} > {log} 2>&1"
 
     rule train_encoder:
@@ -36,6 +37,7 @@ if TRAINING:
             history="results/models/{synth}/{arch}/history.csv",
         params:
             settings=lambda w, input: train_settings(w.synth, w.arch, input),
+            embedding=TRAINING["representation"],
             train=lambda w: store(w.synth, TRAINING["train_split"]),
             val=lambda w: store(w.synth, TRAINING["val_split"]),
             out=lambda w, output: os.path.dirname(output.summary),
@@ -51,7 +53,7 @@ if TRAINING:
             slurm_extra="'--gres=gpu:1'",
         shell:
             "python -m synthproxy train-encoder --train-store {params.train} --val-store {params.val} "
-            "--embedding {TRAINING[representation]} --arch {wildcards.arch} --out-dir {params.out} "
+            "--embedding {params.embedding} --arch {wildcards.arch} --out-dir {params.out} "
             "--threads {threads} --settings-json {params.settings:q} --summary {output.summary} {params.lr_from} "
             "> {log} 2>&1"
 
