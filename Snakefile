@@ -11,7 +11,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The default config applies only when no --configfile is given: Snakemake would otherwise merge the two
+# (e.g. config/paper.yaml would inherit the default config's scaled-down encoders).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 envvars:

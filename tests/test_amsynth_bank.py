@@ -206,18 +206,21 @@ def test_empty_bank_is_valid_but_import_refuses_nothing(tmp_path, spec) -> None:
 def test_plugin_state_loader_agrees_on_all_presets(presets, processor) -> None:
     """All 3,482 presets through amSynth's own state loader (effSetChunk), read back from the plugin.
 
-    Bit-identical to the formula fed with the state loader's parser; within one float32 ulp of the
-    formula fed with the bank reader's parser (the two amSynth parsers differ by up to one ulp of the value).
+    The file's texts: bit-identical to the formula fed with the state loader's parser, and within one
+    float32 ulp of the formula fed with the bank reader's parser (the two amSynth parsers differ by up
+    to one ulp of the value). The bank reader's values: bit-identical to the formula.
     """
     _, proc = processor
-    got = np.stack([ab.plugin_load_preset(p, "chunk", processor=proc) for p in presets])
+    got = np.stack([ab.plugin_load_preset(p, "state-text", processor=proc) for p in presets])
     state = np.stack([ab.normalised_vector({n: ab.parse_value(t, "state") for n, t in p.texts.items()})
                       for p in presets])
     bank = np.stack([p.plugin_vector() for p in presets])
     assert got.shape == (N_PRESETS, 41)
     np.testing.assert_array_equal(got, state)
     assert np.abs(got - bank).max() <= PARSER_GAP
-    assert (got != bank).any()  # the parsers really differ: the chunk route is not the bank route
+    assert (got != bank).any()  # the parsers really differ: the state loader is not the bank reader
+    exact = np.stack([ab.plugin_load_preset(p, "state", processor=proc) for p in presets])
+    np.testing.assert_array_equal(exact, bank)
 
 
 def test_plugin_programs_agree_bit_exactly(banks, presets, processor) -> None:
@@ -240,9 +243,11 @@ def test_fresh_instance_and_wrong_bank(presets, tmp_path, amsynth_plugin) -> Non
     q = ab.parse_bank(copy)[3]
     with pytest.raises(ImportFormatError, match="not one of the banks"):
         ab.plugin_load_preset(q, "program")
-    # the chunk route loads any file, and a preset that omits parameters gets amSynth's defaults
+    # the state loader takes any file, and a preset that omits parameters gets amSynth's defaults
     partial = dataclasses.replace(q, values={"amp_attack": 1.25}, texts={"amp_attack": "1.25"})
-    np.testing.assert_array_equal(ab.plugin_load_preset(partial, "chunk"), partial.plugin_vector())
+    np.testing.assert_array_equal(ab.plugin_load_preset(partial, "state"), partial.plugin_vector())
+    with pytest.raises(ValueError, match="method must be one of"):
+        ab.plugin_load_preset(q, "chunk")
 
 
 @pytest.mark.slow

@@ -83,3 +83,18 @@ def test_invalid_config_stops_the_workflow(tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode != 0 and "dataset.chunk_rows: 0 is less than the minimum of 1" in proc.stdout + proc.stderr
+
+
+def test_a_given_configfile_replaces_the_default_config(tmp_path):
+    """--configfile must not be merged with config/config.yaml (its stages and encoder sizes would leak in)."""
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(small_config()))  # no ranking, hand-crafted or training sections
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "results/tables", "--configfile", str(path)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-2000:]
+    assert "render_shard" in out
+    for rule in ("ranking_group", "train_encoder", "import_handcrafted"):
+        assert rule not in out

@@ -29,9 +29,10 @@ clamped to [min, max], rounded to the step of stepped parameters (``roundf``) an
 operation rounded to float32 as in C++. The result is bit-identical to what the plugin reports after
 loading the preset itself (:func:`plugin_load_preset`), on every preset of every Debian bank.
 
-**How the plugin loads a preset itself** (DawDreamer 0.9, which has no program-change API):
+**How the plugin loads a preset itself** (DawDreamer 0.9 has no program-change API, and amSynth's
+MIDI program change selects from an internal bank the VST never fills):
 
-* ``method="program"`` (default): amSynth's VST reads every bank file at start-up (user banks in
+* ``method="program"``: amSynth's VST reads every bank file at start-up (user banks in
   ``$XDG_DATA_HOME/amsynth/banks``, then ``/usr/share/amsynth/banks``, each sorted by file name) and
   exposes preset ``i`` of bank ``b`` as VST program ``128 * b + i`` (``effSetProgram``). DawDreamer's
   ``load_preset`` hands an ``.fxb`` file to JUCE's ``loadFromFXBFile``, whose "FxBk" branch calls
@@ -40,18 +41,21 @@ loading the preset itself (:func:`plugin_load_preset`), on every preset of every
   leaves the plugin on VST program ``target``, loaded by amSynth from its own bank file with its own
   parser, and DawDreamer then reads the plugin's parameters back. The preset name in the plugin's
   state (``effGetChunk``) is checked against the file's, so a different bank order fails loudly.
-* ``method="chunk"``: the preset text is handed to amSynth's state loader (``effSetChunk`` ->
-  ``Preset::fromString``) in an "FPCh" ``.fxp``. Works for any file (also banks amSynth does not
-  scan), but that loader parses numbers with ``std::istream`` (correctly rounded), so a value can
-  differ from the bank reader's by one float32 ulp; :func:`parse_value` with ``reader="state"``
-  reproduces it exactly.
+  The plugin passes through programs 0 .. target-1 on the way, which leaves DSP state behind: fine
+  for reading parameters, not a clean reference for audio.
+* ``method="state-text"``: the preset text of the file is handed to amSynth's state loader
+  (``effSetChunk`` -> ``Preset::fromString``) in an "FPCh" ``.fxp``. Works for any file, but that loader
+  parses numbers with ``std::istream`` (correctly rounded), so a value can differ from the bank reader's
+  by one float32 ulp; :func:`parse_value` with ``reader="state"`` reproduces it exactly.
+* ``method="state"``: the same loader fed the bank reader's exact values (printed so that they read back
+  bit-identically). One preset change on a fresh instance: the audio reference for rendering checks.
 
 **Rendering.** A plugin vector set through ``set_parameter`` goes through ``setNormalisedValue``
 (``value = x * (max - min) + min`` in float32, :func:`from_normalised`). That map skips some float32
 values: about 10 % of the continuous values in the Debian banks (in 3,418 of 3,482 presets) cannot be
-reached by *any* normalised float32, and the host lands one ulp away. So a converted preset renders
-bit-identically to the plugin holding the round-tripped values, and within rounding noise of the
-plugin that loaded the preset itself (figures in ``tests/test_amsynth_bank.py``).
+reached by *any* normalised float32, and the host lands one ulp away. A converted preset therefore
+renders like the plugin holding the round-tripped values, and like the plugin that loaded the preset
+itself up to what a one-ulp parameter change does to the sound (figures in ``tests/test_amsynth_bank.py``).
 
 Strict parsing: anything amSynth would misread (or crash on, e.g. an unknown parameter name asserts in
 amSynth) raises :class:`~synthproxy.errors.ImportFormatError` naming file, line and problem. A preset
@@ -85,6 +89,7 @@ __all__ = [
     "AMSYNTH_PARAMETER_NAMES",
     "AMSYNTH_PLUGIN",
     "FACTORY_BANKS_DIR",
+    "METHODS",
     "PRESETS_PER_BANK",
     "AmsynthParameter",
     "AmsynthPreset",
@@ -684,7 +689,7 @@ def plugin_program_number(preset: AmsynthPreset, banks: Sequence[Path] | None = 
             return PRESETS_PER_BANK * b + preset.bank_index
     raise ImportFormatError(
         f"{preset.file}: not one of the banks amSynth's plugin loads ({len(banks)} files under the user and "
-        "factory bank folders); use method='chunk' to load a preset from any file"
+        "factory bank folders); use method='state' to load a preset from any file"
     )
 
 
@@ -724,16 +729,20 @@ def _load_file(processor: Any, data: bytes, suffix: str) -> bool:
             return bool(processor.load_preset(f))
 
 
+METHODS = ("program", "state", "state-text")
+
+
 def load_preset_into(processor: Any, preset: AmsynthPreset, method: str = "program",
                      banks: Sequence[Path] | None = None) -> None:
     """Make a DawDreamer amSynth processor load ``preset`` itself (see the module docstring).
 
     ``method="program"``: select the plugin's own program for the preset (its bank must be one the
-    plugin scans) and check the name amSynth reports. ``method="chunk"``: hand the preset text to the
-    plugin's state loader; because that loader keeps the current value of parameters a preset omits,
-    an all-defaults preset is loaded first, so a re-used processor behaves like a fresh one.
-    DawDreamer copies the plugin's parameters into its own values after ``load_preset``, so
-    ``get_parameter`` and rendering then use what amSynth loaded.
+    plugin scans) and check the name amSynth reports. ``method="state"`` / ``"state-text"``: hand the
+    preset (bank reader's exact values / the file's number texts) to the plugin's state loader; because
+    that loader keeps the current value of parameters a preset omits, an all-defaults preset is loaded
+    first, so a re-used processor gets the same values as a fresh one. DawDreamer copies the plugin's
+    parameters into its own values after ``load_preset``, so ``get_parameter`` and rendering then use
+    what amSynth loaded.
     """
     if method == "program":
         program = plugin_program_number(preset, banks)
@@ -748,12 +757,14 @@ def load_preset_into(processor: Any, preset: AmsynthPreset, method: str = "progr
                 f"{preset.file}: amSynth's program {program} is {got!r}, expected preset #{preset.bank_index} "
                 f"'{preset.name}': the plugin scans other bank files ({plugin_bank_files()[:3]}...)"
             )
-    elif method == "chunk":
+    elif method in ("state", "state-text"):
+        # repr() of a float32 value reads back (strtof) as exactly that float32
+        texts = preset.texts if method == "state-text" else {n: repr(v) for n, v in preset.values.items()}
         _load_file(processor, _fxp_chunk(_chunk_text(_DEFAULT_TEXTS, "defaults"), "defaults"), ".fxp")
-        if not _load_file(processor, _fxp_chunk(_chunk_text(preset.texts, preset.name), preset.name), ".fxp"):
+        if not _load_file(processor, _fxp_chunk(_chunk_text(texts, preset.name), preset.name), ".fxp"):
             raise ImportFormatError(f"{preset.file}: amSynth's plugin refused preset '{preset.name}'")
     else:
-        raise ValueError(f"method must be 'program' or 'chunk', got {method!r}")
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
 
 def plugin_load_preset(
@@ -767,7 +778,7 @@ def plugin_load_preset(
     """The 41 normalised values amSynth's plugin reports after loading ``preset`` itself (plugin order).
 
     Uses a fresh plugin instance unless ``processor`` is given (re-using one is much faster and gives
-    the same values, since both methods set every parameter). Reference for :func:`to_normalised`.
+    the same values, since every method sets every parameter). Reference for :func:`to_normalised`.
     """
     if processor is None:
         import dawdreamer
@@ -781,7 +792,7 @@ def plugin_load_preset(
 def plugin_render_preset(
     preset: AmsynthPreset,
     settings: RenderSettings | None = None,
-    method: str = "program",
+    method: str = "state",
     *,
     plugin_path: str = AMSYNTH_PLUGIN,
     engine: Any = None,
@@ -790,7 +801,9 @@ def plugin_render_preset(
     """Audio of a fresh amSynth that loaded ``preset`` itself, rendered exactly like ``VSTEngine.render``.
 
     The reference the converted plugin vector is compared against (same note, velocity, durations,
-    mono mix by channel mean).
+    mono mix by channel mean). The default ``method="state"`` changes the preset once on a fresh
+    instance; ``"program"`` steps through every earlier program first, whose left-over DSP state makes
+    a few presets sound different (e.g. 'Synth Cello': identical parameters, peak difference 0.83).
     """
     import dawdreamer
 
