@@ -116,10 +116,10 @@ def test_to_normalised_formula() -> None:
 def test_parse_real_bank(banks, presets) -> None:
     factory = ab.FACTORY_BANKS_DIR / "amsynth_factory.bank"
     warnings: list[ab.MissingParameters] = []
-    presets = ab.parse_bank(factory, warnings)
-    assert len(presets) == 26
-    assert [p.bank_index for p in presets] == list(range(26))
-    assert all(p.file == str(factory) for p in presets)
+    factory_presets = ab.parse_bank(factory, warnings)
+    assert len(factory_presets) == 26
+    assert [p.bank_index for p in factory_presets] == list(range(26))
+    assert all(p.file == str(factory) for p in factory_presets)
     first = ab.parse_bank(ab.FACTORY_BANKS_DIR / "BriansBank01.amSynth.bank")
     assert len(first) == 128 and first[0].name == "basic11" and first[3].name == "DXish"
     assert first[0].texts["amp_decay"] == "1.70001"

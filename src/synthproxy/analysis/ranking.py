@@ -215,7 +215,12 @@ def summarize_ranking(score_csvs: list[Path], side_jsons: list[Path], out_prefix
                f"parameter order, mean ± std over {n} rankings per parameter (best reduction per representation; "
                "best per row in bold).")
     if skipped:
-        caption += " Skipped: " + "; ".join(f"{k} ({v})" for k, v in sorted(skipped.items()))
+        def short(reason: str) -> str:  # "... put it at /path/file.pt" → the file to provide
+            if "put it at " in reason:
+                return f"weights missing: put them at {reason.rsplit('put it at ', 1)[1]}"
+            return reason
+
+        caption += " Skipped: " + "; ".join(f"{k} ({short(v)})" for k, v in sorted(skipped.items())) + "."
     write_table(table, out_prefix, caption, bold=bold)
 
     import matplotlib
