@@ -289,7 +289,7 @@ def test_converted_presets_render_like_the_plugin_loading_them(banks, presets, s
         assert d_own <= 1e-5, (p.name, d_own)
 
 
-@pytest.mark.slow
+@pytest.mark.exhaustive
 def test_all_presets_render_like_the_plugin_loading_them(presets, spec, amsynth_plugin) -> None:
     """Every deterministic preset of every bank (about 25 min on one core)."""
     engine = VSTEngine(spec, RenderSettings(), amsynth_plugin)
