@@ -35,6 +35,8 @@ from synthproxy.pipeline.dataset import DatasetPlan, ShardRenderer, init_store, 
 def make_config(size: int, shard_size: int, chunk: int = 32) -> dict:
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg = copy.deepcopy(cfg)
+    for stage in ("ranking", "handcrafted", "distribution", "training"):  # only the dataset stage is measured
+        cfg.pop(stage, None)
     cfg["dataset"] = {"chunk_rows": chunk, "batch_size": 32,
                       "splits": {"bench": {"size": size, "shard_size": shard_size}}}
     return validate_config(cfg)
