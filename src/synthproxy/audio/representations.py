@@ -97,8 +97,9 @@ class _STFTMixin:
             if cached_audio is audio and c_fft == n_fft and c_hop == hop:
                 return power
         power = self._compute_power(audio, n_fft, hop)
+        # keep only the current batch's spectrograms: memory stays at one batch whatever the dataset size
+        _POWER_CACHE[:] = [e for e in _POWER_CACHE if e[0] is audio][: _POWER_CACHE_SIZE - 1]
         _POWER_CACHE.insert(0, (audio, n_fft, hop, power))
-        del _POWER_CACHE[_POWER_CACHE_SIZE:]
         return power
 
     def _compute_power(self, audio: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
