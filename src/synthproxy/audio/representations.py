@@ -142,10 +142,18 @@ class MelSpectrogram(_STFTMixin, Representation):
         self.min_samples = self.n_fft // 2 + 1
         fb = librosa.filters.mel(sr=self.sample_rate, n_fft=self.n_fft, n_mels=self.n_mels)
         self._fb = torch.from_numpy(fb.T.astype(np.float32))  # (freqs, mels)
+        # Triangular filters overlap pairwise: <= 2 of n_mels weights per FFT bin are non-zero, so on CPU a
+        # sparse product is ~10x cheaper than the dense one (which dominated the whole feature extraction).
+        self._fb_sparse = self._fb.T.to_sparse().coalesce()  # (mels, freqs)
 
     def mel(self, audio: torch.Tensor) -> torch.Tensor:
         """Mel power spectrogram ``(B, frames, n_mels)``."""
-        return torch.matmul(self._fb.T.to(audio.device), self._power(audio, self.n_fft, self.hop)).transpose(1, 2)
+        power = self._power(audio, self.n_fft, self.hop)  # (B, freqs, frames)
+        if audio.device.type == "cpu":
+            mel = torch.stack([torch.sparse.mm(self._fb_sparse, p) for p in power])
+        else:
+            mel = torch.matmul(self._fb.T.to(audio.device), power)
+        return mel.transpose(1, 2)
 
     def features(self, audio: torch.Tensor) -> torch.Tensor:
         return torch.log(self.mel(audio) + _LOG_EPS)
