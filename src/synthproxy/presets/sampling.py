@@ -35,14 +35,21 @@ class PresetSampler:
         used = spec.used
         self._lo = np.array([p.interval[0] for p in used])
         self._hi = np.array([p.interval[1] for p in used])
-        self._discrete = [(col, p) for col, p in enumerate(used) if p.is_discrete]
-        # Cumulative weights per discrete parameter for inverse-CDF sampling.
-        self._cdfs = []
-        for _, p in self._discrete:
+        discrete = [(col, p) for col, p in enumerate(used) if p.is_discrete]
+        # Inverse-CDF tables for all discrete parameters at once, padded to the largest cardinality:
+        # cumulative weights (padding +inf, never <= u) and the value each index stands for.
+        width = max((p.cardinality for _, p in discrete), default=1)
+        self._d_cols = np.array([c for c, _ in discrete], dtype=np.int64)
+        self._d_last = np.array([p.cardinality - 1 for _, p in discrete], dtype=np.int64)
+        self._d_cdf = np.full((len(discrete), width), np.inf)
+        self._d_val = np.zeros((len(discrete), width))
+        for row, (_, p) in enumerate(discrete):
             w = np.full(p.cardinality, 1.0 / p.cardinality) if p.weights is None else np.asarray(p.weights)
             cdf = np.cumsum(w)
             cdf[-1] = 1.0
-            self._cdfs.append(cdf)
+            self._d_cdf[row, : p.cardinality] = cdf
+            # categoricals are stored as their index; discretised numericals and binaries as their value
+            self._d_val[row, : p.cardinality] = np.arange(p.cardinality) if p.kind == "cat" else p.values
 
     def uniforms(self, index: int, attempt: int = 0) -> np.ndarray:
         """The ``n_params`` uniforms in [0, 1) that define candidate ``attempt`` of preset ``index``."""
@@ -65,8 +72,9 @@ class PresetSampler:
     def from_uniforms(self, u: np.ndarray) -> np.ndarray:
         """Transform uniforms to preset vectors: continuous → interval, discrete → inverse CDF."""
         out = self._lo + u * (self._hi - self._lo)
-        for (col, p), cdf in zip(self._discrete, self._cdfs, strict=True):
-            idx = np.searchsorted(cdf, u[:, col], side="right")
-            idx = np.minimum(idx, p.cardinality - 1)
-            out[:, col] = idx if p.kind == "cat" else np.asarray(p.values)[idx]
+        if len(self._d_cols):
+            # searchsorted(cdf, u, side="right") for every discrete column at once: entries of cdf <= u
+            idx = (self._d_cdf[None, :, :] <= u[:, self._d_cols, None]).sum(axis=-1)
+            idx = np.minimum(idx, self._d_last)
+            out[:, self._d_cols] = self._d_val[np.arange(len(self._d_cols)), idx]
         return out.astype(np.float32)

@@ -13,6 +13,7 @@ an engine receives: one normalised [0, 1] value for every parameter, excluded on
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -122,26 +123,50 @@ class SynthSpec:
         return np.array([p.default for p in self.params], dtype=np.float64)
 
     def to_plugin(self, presets: np.ndarray) -> np.ndarray:
-        """Map preset vectors ``(n, n_params)`` to full plugin vectors ``(n, len(params))``."""
+        """Map preset vectors ``(n, n_params)`` to full plugin vectors ``(n, len(params))``.
+
+        Vectorised over columns (a per-parameter loop cost ~0.5 ms per preset for Dexed, a tenth of its
+        render time).
+        """
         presets = np.atleast_2d(np.asarray(presets, dtype=np.float64))
         if presets.shape[1] != self.n_params:
             raise SpecError(
                 f"spec '{self.name}': preset vectors have {presets.shape[1]} columns, expected {self.n_params}"
             )
-        out = np.tile(self.defaults_plugin_vector(), (presets.shape[0], 1))
-        for col, p in enumerate(self.used):
-            v = presets[:, col]
-            if p.kind == "cat":
-                idx = v.astype(np.int64)
-                if np.any(idx < 0) or np.any(idx >= p.cardinality) or np.any(idx != v):
-                    raise SpecError(
-                        f"spec '{self.name}', parameter '{p.name}': category indices must be integers in "
-                        f"[0, {p.cardinality - 1}], got {v[(idx != v) | (idx < 0) | (idx >= p.cardinality)][:3]}"
-                    )
-                out[:, p.index] = np.asarray(p.values)[idx]
-            else:
-                out[:, p.index] = v
+        t = self._to_plugin_tables
+        out = np.tile(t["defaults"], (presets.shape[0], 1))
+        out[:, t["num_index"]] = presets[:, t["num_cols"]]
+        if len(t["cat_cols"]):
+            v = presets[:, t["cat_cols"]]
+            idx = v.astype(np.int64)
+            bad = (idx < 0) | (idx >= t["cat_card"]) | (idx != v)
+            if bad.any():
+                col = int(np.nonzero(bad.any(axis=0))[0][0])
+                p = self.used[int(t["cat_cols"][col])]
+                raise SpecError(
+                    f"spec '{self.name}', parameter '{p.name}': category indices must be integers in "
+                    f"[0, {p.cardinality - 1}], got {v[bad[:, col], col][:3]}"
+                )
+            out[:, t["cat_index"]] = t["cat_values"][np.arange(len(t["cat_cols"])), idx]
         return out
+
+    @functools.cached_property
+    def _to_plugin_tables(self) -> dict[str, np.ndarray]:
+        used = self.used
+        cats = [(c, p) for c, p in enumerate(used) if p.kind == "cat"]
+        width = max((p.cardinality for _, p in cats), default=1)
+        values = np.zeros((len(cats), width))
+        for row, (_, p) in enumerate(cats):
+            values[row, : p.cardinality] = p.values
+        return {
+            "defaults": self.defaults_plugin_vector(),
+            "num_cols": np.array([c for c, p in enumerate(used) if p.kind != "cat"], dtype=np.int64),
+            "num_index": np.array([p.index for p in used if p.kind != "cat"], dtype=np.int64),
+            "cat_cols": np.array([c for c, _ in cats], dtype=np.int64),
+            "cat_index": np.array([p.index for _, p in cats], dtype=np.int64),
+            "cat_card": np.array([p.cardinality for _, p in cats], dtype=np.int64),
+            "cat_values": values,
+        }
 
     def from_plugin(self, plugin_vectors: np.ndarray) -> np.ndarray:
         """Map full plugin vectors back to preset vectors, snapping discrete values to the spec grid.
