@@ -178,6 +178,25 @@ def test_tokenizer_binary_and_categorical_tokens() -> None:
     assert count_parameters(tok) == (5 + 3 + 4) * 8
 
 
+def test_token_init_std_sets_the_token_scale_and_lets_a_tfm_depend_on_its_input(gen: torch.Generator) -> None:
+    """Std 0.02 (paper) tokens drown in the positions: a fresh TFM is near-constant; std 1 is not."""
+    torch.manual_seed(0)
+    assert PresetTokenizer(SMALL, d_token=64).value_vectors.std().item() == pytest.approx(0.02, rel=0.2)
+    assert PresetTokenizer(SMALL, d_token=64, init_std=1.0).value_vectors.std().item() == pytest.approx(
+        0.88, rel=0.2)  # N(0, 1) truncated to [-2, 2]
+    with pytest.raises(ValueError, match="init std"):
+        PresetTokenizer(SMALL, d_token=8, init_std=0.0)
+    layout = dexed_layout()
+    x = random_presets(layout, 64, gen)
+    spread = {}
+    for std in (0.02, 1.0):
+        torch.manual_seed(0)
+        model = build_encoder("tfm", layout, OUT_DIM, d_token=64, num_layers=2, token_init_std=std).eval()
+        with torch.no_grad():
+            spread[std] = model(x).std(dim=0).mean().item()
+    assert spread[1.0] > 10 * spread[0.02]
+
+
 def test_sinusoidal_positions() -> None:
     pe = sinusoidal_positions(10, 6)
     assert pe.shape == (10, 6)

@@ -218,11 +218,12 @@ class HNPTEncoder(PresetEncoder):
         d_hidden: int = 512,
         num_layers: int = 6,
         dropout: float = 0.0,
+        token_init_std: float = 0.02,
     ) -> None:
         super().__init__(layout, out_dim)
         _require_positive(d_token=d_token)
         _require_dropout(dropout)
-        self.tokenizer = PresetTokenizer(layout, d_token)
+        self.tokenizer = PresetTokenizer(layout, d_token, token_init_std)
         self.backbone = HighwayNetwork(len(layout) * d_token, d_hidden, num_layers, dropout)
         self.head = _projection_head(d_hidden, out_dim)
 
@@ -257,6 +258,7 @@ class HNPTGRUEncoder(PresetEncoder):
         gru_hidden: int | None = None,
         gru_layers: int = 1,
         dropout: float = 0.0,
+        token_init_std: float = 0.02,
         gru_dropout: float = 0.0,
     ) -> None:
         super().__init__(layout, out_dim)
@@ -264,7 +266,7 @@ class HNPTGRUEncoder(PresetEncoder):
         _require_positive(d_token=d_token, gru_hidden=gru_hidden, gru_layers=gru_layers)
         _require_dropout(dropout)
         _require_dropout(gru_dropout, "gru_dropout")
-        self.tokenizer = PresetTokenizer(layout, d_token)
+        self.tokenizer = PresetTokenizer(layout, d_token, token_init_std)
         self.positions = SinusoidalPositionalEncoding(d_token, max_len=len(layout))
         self.gru = nn.GRU(
             input_size=d_token,
@@ -314,6 +316,7 @@ class TFMEncoder(PresetEncoder):
         num_heads: int = 8,
         d_ff: int | None = None,
         dropout: float = 0.0,
+        token_init_std: float = 0.02,
     ) -> None:
         super().__init__(layout, out_dim)
         d_ff = 4 * d_token if d_ff is None else d_ff
@@ -321,7 +324,7 @@ class TFMEncoder(PresetEncoder):
         _require_dropout(dropout)
         if d_token % num_heads:
             raise ConfigError(f"TFM d_token ({d_token}) must be divisible by num_heads ({num_heads})")
-        self.tokenizer = PresetTokenizer(layout, d_token)
+        self.tokenizer = PresetTokenizer(layout, d_token, token_init_std)
         self.cls_token = nn.Parameter(torch.empty(1, 1, d_token))
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         # The CLS token takes position 0, the parameters positions 1..N (PE applied after the concat).

@@ -151,14 +151,20 @@ class PresetTokenizer(nn.Module):
     set of weights as separate tables. Use :meth:`value_vector` and :meth:`category_table` to read the
     weights of one column.
 
-    Initialisation follows the reference code: truncated normal with std 0.02 (small tokens keep the
-    first normalisation / attention layers in their linear regime at the start of training).
+    Initialisation follows the reference code by default: truncated normal with std 0.02 (small tokens keep
+    the first normalisation / attention layers in their linear regime at the start of training).
+    ``init_std`` changes it: with few training steps (small configs) a TFM whose tokens are much smaller
+    than the sinusoidal positions they are added to starts as a near-constant function of the preset
+    and needs hundreds of steps to leave that plateau; std 1 puts tokens on the positions' scale.
     """
 
-    def __init__(self, layout: PresetLayout, d_token: int) -> None:
+    def __init__(self, layout: PresetLayout, d_token: int, init_std: float = 0.02) -> None:
         super().__init__()
         if d_token < 1:
             raise ValueError(f"d_token must be positive, got {d_token}")
+        if not init_std > 0:
+            raise ValueError(f"token init std must be positive, got {init_std}")
+        self.init_std = float(init_std)
         self.layout = layout
         self.d_token = d_token
         n_noncat = len(layout.noncat_indices)
@@ -181,11 +187,12 @@ class PresetTokenizer(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Re-initialise the token weights (truncated normal, std 0.02)."""
+        """Re-initialise the token weights (normal with std ``init_std``, truncated to [-2, 2])."""
+        std = self.init_std
         if self.value_vectors is not None:
-            nn.init.trunc_normal_(self.value_vectors, std=0.02)
+            nn.init.trunc_normal_(self.value_vectors, std=std)
         if self.category_embedding is not None:
-            nn.init.trunc_normal_(self.category_embedding.weight, std=0.02)
+            nn.init.trunc_normal_(self.category_embedding.weight, std=std)
 
     def value_vector(self, column: int) -> torch.Tensor:
         """The learned vector ``v_i`` of a numerical/binary column (a view into the parameter)."""
