@@ -45,8 +45,11 @@ def stage_config(synth, *keys):
     return json.dumps({**{k: CFG[k] for k in keys}, "synths": {synth: CFG["synths"][synth]}}, sort_keys=True)
 
 
-def dataset_config(synth):
-    return stage_config(synth, "representations", "dataset")
+def dataset_config(synth, split):
+    """The dataset stage's slice for one split: resizing one split does not rerun the others."""
+    cfg = json.loads(stage_config(synth, "representations", "dataset"))
+    cfg["dataset"]["splits"] = {split: cfg["dataset"]["splits"][split]}
+    return json.dumps(cfg, sort_keys=True)
 
 
 def ranking_config(synth):

@@ -7,7 +7,7 @@ rule init_store:
     output:
         "results/data/{synth}/{split}.init.json",
     params:
-        cfg=lambda w: dataset_config(w.synth),
+        cfg=lambda w: dataset_config(w.synth, w.split),
         store=lambda w: store(w.synth, w.split),
     log:
         "logs/datasets/init_store/{synth}_{split}.log",
@@ -28,7 +28,7 @@ rule render_shard:
     output:
         "results/data/{synth}/{split}.shards/{shard}.json",
     params:
-        cfg=lambda w: dataset_config(w.synth),
+        cfg=lambda w: dataset_config(w.synth, w.split),
         store=lambda w: store(w.synth, w.split),
     log:
         "logs/datasets/render_shard/{synth}_{split}_{shard}.log",
@@ -52,7 +52,7 @@ rule finalize_split:
     output:
         "results/data/{synth}/{split}.stats.json",
     params:
-        cfg=lambda w: dataset_config(w.synth),
+        cfg=lambda w: dataset_config(w.synth, w.split),
         store=lambda w: store(w.synth, w.split),
     log:
         "logs/datasets/finalize_split/{synth}_{split}.log",
