@@ -192,6 +192,25 @@ def test_interrupted_run_resumes_to_identical_weights(stores, tmp_path):
         train_encoder(_settings(stores, tmp_path / "cut", lr=1e-3))
 
 
+def test_stale_checkpoint_is_archived_when_asked(stores, tmp_path):
+    """The workflow reruns a training when its settings change: the old run is moved aside, not resumed."""
+    out = tmp_path / "run"
+    train_encoder(_settings(stores, out, epochs=1))
+    old_last = (out / "last.pt").read_bytes()
+    with pytest.raises(ConfigError, match="cannot resume"):
+        train_encoder(_settings(stores, out, epochs=2))
+    assert (out / "last.pt").read_bytes() == old_last  # refusing changed nothing
+    fresh = train_encoder(_settings(stores, out, epochs=2, on_stale_checkpoint="archive"))
+    assert fresh.resumed_from_epoch == 0 and fresh.epochs_done == 2
+    (stale,) = (out / "stale").iterdir()
+    assert (stale / "last.pt").read_bytes() == old_last
+    assert {p.name for p in stale.iterdir()} >= {"last.pt", "best_mrr.pt", "best_l1.pt", "history.csv"}
+    again = train_encoder(_settings(stores, out, epochs=2, on_stale_checkpoint="archive"))
+    assert again.resumed_from_epoch == 2  # same settings: resumed as usual
+    with pytest.raises(ConfigError, match="on_stale_checkpoint"):
+        train_encoder(_settings(stores, out, on_stale_checkpoint="delete"))
+
+
 def test_checkpoint_mismatch_messages(stores, tmp_path):
     train_encoder(_settings(stores, tmp_path / "run", epochs=1))
     path = tmp_path / "run" / "last.pt"

@@ -106,6 +106,8 @@ def _arch_train_settings(arch):
     a = TRAINING["archs"][arch]
     out = dict(TRAINING.get("settings", {}))
     out.update(epochs=TRAINING["epochs"], seed=TRAINING["seed"], val_k=TRAINING["val_k"], device=TRAINING["device"])
+    # Snakemake reruns a training when its settings change: the old run's checkpoints are archived, not resumed
+    out.setdefault("on_stale_checkpoint", "archive")
     if a.get("encoder"):
         out["encoder"] = a["encoder"]
     if a.get("batch_size"):
@@ -135,6 +137,7 @@ def hpo_settings(synth, arch):
     train = _arch_train_settings(arch)
     train.pop("epochs", None)
     train.pop("seed", None)
+    train.pop("on_stale_checkpoint", None)
     out = dict(h.get("settings", {}))
     out.update(synth=synth, space=h["space"], seed=TRAINING["seed"], train=train)
     for key in ("n_trials", "n_startup_trials"):

@@ -109,6 +109,10 @@ class TrainSettings:
     # structure instead of its offset (log-spectral targets sit far from zero).
     init_head_bias: bool = True
     resume: bool = True
+    on_stale_checkpoint: str = "error"
+    """What to do with a ``last.pt`` written with other settings: ``error`` (refuse, the default), or
+    ``archive`` (move that run's checkpoints and history to ``out_dir/stale/<UTC time>/``, start afresh).
+    The workflow archives: Snakemake reruns a training exactly when its settings changed."""
     save_checkpoints: bool = True
     max_epochs_per_run: int | None = None
     """Stop after this many epochs in this invocation (time-limited jobs); a rerun resumes."""
@@ -130,6 +134,7 @@ class TrainSettings:
             (self.restart_fraction is None or 0 <= self.restart_fraction <= 1, "restart_fraction must be in [0, 1]"),
             (0 <= self.constant_fraction < 1, "constant_fraction must be in [0, 1)"),
             (self.optimizer in ("adam", "adamw"), "optimizer must be 'adam' or 'adamw'"),
+            (self.on_stale_checkpoint in ("error", "archive"), "on_stale_checkpoint must be 'error' or 'archive'"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (all(0 <= b < 1 for b in self.betas), "betas must be in [0, 1)"),
             (self.eps > 0, "eps must be > 0"),
@@ -166,7 +171,7 @@ class TrainSettings:
 
 RUNTIME_KEYS = frozenset({
     "train_store", "val_store", "out_dir", "device", "prefetch", "threads", "resume", "max_epochs_per_run",
-    "save_checkpoints",
+    "save_checkpoints", "on_stale_checkpoint",
 })
 """Settings that do not change what is learned: they may differ when ``last.pt`` is resumed."""
 
@@ -522,8 +527,20 @@ def train_encoder(settings: TrainSettings | dict[str, Any], on_step: StepHook | 
             "n_params": count_parameters(model), "synthproxy_version": __version__,
             "torch_version": torch.__version__,
         }
-        if s.resume and last_path.is_file():
-            ckpt = torch.load(last_path, map_location=device, weights_only=False)
+        ckpt = torch.load(last_path, map_location=device, weights_only=False) if (
+            s.resume and last_path.is_file()) else None
+        if ckpt is not None and s.on_stale_checkpoint == "archive":
+            try:
+                _check_resumable(ckpt, meta, last_path)
+            except ConfigError as exc:
+                stale = s.out_dir / "stale" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+                stale.mkdir(parents=True, exist_ok=True)
+                for p in [*paths.values(), s.out_dir / "history.csv", s.out_dir / "settings.json"]:
+                    if p.is_file():
+                        p.rename(stale / p.name)
+                log.warning("%s; moved that run's files to %s and starting afresh", exc, stale)
+                ckpt = None
+        if ckpt is not None:
             _check_resumable(ckpt, meta, last_path)
             model.load_state_dict(ckpt["model"])
             opt.load_state_dict(ckpt["optimizer"])
