@@ -113,6 +113,23 @@ def test_interrupted_shard_resumes_without_corruption(tmp_path, cfg, monkeypatch
         assert resumed[key].tobytes() == reference[key].tobytes(), key
 
 
+def test_split_statistics_cover_every_chunk_after_resumed_shards(tmp_path, cfg):
+    """A shard re-run with all its chunks done renders nothing; the split's figures must not drop to zero."""
+    root, first = _build(tmp_path, cfg, tag="s")
+    plan = DatasetPlan(cfg, "dexed", "train")
+    store = tmp_path / "s" / "dexed_train.zarr"
+    markers = [tmp_path / "s" / f"again{s}.json" for s in range(plan.n_shards)]
+    for s, m in enumerate(markers):
+        assert render_shard(plan, store, s, m)["presets_rendered"] == 0
+    again = finalize_split(plan, store, markers, tmp_path / "s" / "stats2.json")
+    assert first["rejections_by_reason"] == again["rejections_by_reason"]
+    assert sum(again["rejections_by_reason"].values()) == again["rejections"] > 0
+    assert again["presets_per_second_per_job"] == first["presets_per_second_per_job"] > 0
+    assert again["chunks_without_stats"] == 0
+    cs = np.asarray(root["chunk_stats"][:])
+    assert cs.shape == (3, 6) and (cs[:, 5] > 0).all()  # one row per chunk, wall seconds recorded
+
+
 def test_store_written_with_other_settings_is_refused(tmp_path, cfg):
     plan = DatasetPlan(cfg, "dexed", "test")
     store = tmp_path / "s.zarr"

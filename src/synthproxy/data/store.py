@@ -7,6 +7,8 @@ Layout of ``<synth>/<split>.zarr``::
     attempts           (N,)    uint16   rejected candidates before the accepted one
     embeddings/<key>   (N, D)  float32  one per representation, e.g. ``mel128_avg``
     chunk_done         (C,)    uint8    1 once row-chunk c is fully written (chunks of 1: one file each)
+    chunk_stats        (C, F)  float64  per chunk: rejections by reason and seconds spent (CHUNK_STATS), so
+                                        split statistics survive resumed and re-run shards
 
 Rows are written one whole chunk at a time, so shard jobs that own disjoint, chunk-aligned row ranges
 can run in parallel processes without locking. ``chunk_done`` is set only after a chunk's arrays are
@@ -29,6 +31,9 @@ import zarr
 
 from synthproxy import __version__
 from synthproxy.errors import StoreError
+
+CHUNK_STATS = ("too_quiet", "too_loud", "non_finite", "render_seconds", "embed_seconds", "wall_seconds")
+"""Columns of ``chunk_stats`` (NaN: the chunk was written by a version that did not record them)."""
 
 
 def fingerprint(meta: dict[str, Any]) -> str:
@@ -59,7 +64,10 @@ def create_store(path: Path, layout: StoreLayout, meta: dict[str, Any]) -> zarr.
         try:
             existing = zarr.open_group(str(path), mode="r")
             if existing.attrs.get("fingerprint") == fp:
-                return zarr.open_group(str(path), mode="r+")
+                root = zarr.open_group(str(path), mode="r+")
+                if "chunk_stats" not in root:  # written before chunk statistics were recorded
+                    _create_chunk_stats(root, layout.n_chunks)
+                return root
         except Exception:  # unreadable leftovers are replaced below
             pass
         shutil.rmtree(path)
@@ -76,9 +84,17 @@ def create_store(path: Path, layout: StoreLayout, meta: dict[str, Any]) -> zarr.
     for key, dim in layout.embedding_dims.items():
         emb.create_array(key, shape=(n, dim), chunks=(c, dim), dtype="float32", fill_value=np.nan)
     root.create_array("chunk_done", shape=(layout.n_chunks,), chunks=(1,), dtype="uint8", fill_value=0)
+    _create_chunk_stats(root, layout.n_chunks)
     root.attrs.update({**meta, "fingerprint": fp, "synthproxy_version": __version__, "complete": False})
     tmp.rename(path)  # atomic: a store either exists whole or not at all
     return zarr.open_group(str(path), mode="r+")
+
+
+def _create_chunk_stats(root: zarr.Group, n_chunks: int) -> None:
+    # one row per chunk, one file per row: shard jobs write their own chunks' rows without locking
+    root.create_array("chunk_stats", shape=(n_chunks, len(CHUNK_STATS)), chunks=(1, len(CHUNK_STATS)),
+                      dtype="float64", fill_value=np.nan)
+    root["chunk_stats"].attrs["columns"] = list(CHUNK_STATS)
 
 
 def open_store(path: Path, mode: str = "r", expect_fingerprint: str | None = None) -> zarr.Group:

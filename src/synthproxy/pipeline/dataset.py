@@ -26,7 +26,7 @@ from tqdm import tqdm
 from synthproxy import __version__
 from synthproxy.audio.representations import Representation, get_representation
 from synthproxy.config import embedding_key
-from synthproxy.data.store import StoreLayout, chunk_ranges, create_store, fingerprint, open_store
+from synthproxy.data.store import CHUNK_STATS, StoreLayout, chunk_ranges, create_store, fingerprint, open_store
 from synthproxy.errors import ConfigError, StoreError
 from synthproxy.presets.sampling import PresetSampler
 from synthproxy.synths.engines import Engine, RenderSettings, make_engine, rms
@@ -240,9 +240,15 @@ def render_shard(plan: DatasetPlan, store_path: Path, shard: int, marker: Path) 
     with tqdm(total=sum(e - s for _, s, e in todo), desc=f"{plan.synth}/{plan.split} shard {shard}",
               unit="preset", mininterval=5.0) as bar:
         for c, s, e in todo:
+            before = (renderer.rejections.copy(), renderer.render_seconds, renderer.embed_seconds)
+            t_chunk = time.perf_counter()
             rows = renderer.rows(s, e, bar)
             for name, data in rows.items():
                 root[name][s:e] = data
+            reasons = renderer.rejections - before[0]
+            root["chunk_stats"][c] = [reasons["too_quiet"], reasons["too_loud"], reasons["non_finite"],
+                                      renderer.render_seconds - before[1], renderer.embed_seconds - before[2],
+                                      time.perf_counter() - t_chunk]
             root["chunk_done"][c] = 1  # only after every array of the chunk is written
     wall = time.perf_counter() - t0
     n_new = sum(e - s for _, s, e in todo)
@@ -277,20 +283,24 @@ def finalize_split(plan: DatasetPlan, store_path: Path, shard_markers: list[Path
     finite = all(np.isfinite(np.asarray(root["embeddings"][k][:])).all() for k in root["embeddings"].array_keys())
     if not finite or not np.isfinite(levels).all():
         raise StoreError(f"{store_path}: the store holds NaN values although every chunk is marked done")
-    reasons: Counter[str] = Counter()
-    for s in shards:
-        reasons.update(s.get("rejections_by_reason", {}))
-    wall = sum(s["wall_seconds"] for s in shards)
-    rendered = sum(s["presets_rendered"] for s in shards)
+    # Statistics come from the per-chunk records, not the shard markers: a resumed or re-run shard only
+    # renders its missing chunks, but the split's figures must cover every chunk.
+    cs = np.asarray(root["chunk_stats"][:], dtype=np.float64)
+    known = np.isfinite(cs).all(axis=1)
+    col = {name: cs[known, i].sum() for i, name in enumerate(CHUNK_STATS)}
+    reasons = {k: int(col[k]) for k in ("too_quiet", "too_loud", "non_finite") if col[k]}
+    wall = float(col["wall_seconds"])
+    rendered = int(sum(e - s for c, s, e in chunk_ranges(0, plan.size, plan.chunk_rows) if known[c]))
     stats = {
         "synth": plan.synth, "split": plan.split, "presets": int(presets.shape[0]),
         "params": int(presets.shape[1]), "spec_hash": plan.spec.hash,
         "rejections": int(np.asarray(root["attempts"][:], dtype=np.int64).sum()),
-        "rejections_by_reason": dict(reasons),
+        "rejections_by_reason": reasons,
+        "chunks_without_stats": int((~known).sum()),
         "rms_mean": float(levels.mean()), "rms_std": float(levels.std()),
         "rms_min": float(levels.min()), "rms_max": float(levels.max()),
-        "shards": len(shards), "render_seconds": sum(s["render_seconds"] for s in shards),
-        "embed_seconds": sum(s["embed_seconds"] for s in shards), "wall_seconds": wall,
+        "shards": len(shards), "render_seconds": round(float(col["render_seconds"]), 3),
+        "embed_seconds": round(float(col["embed_seconds"]), 3), "wall_seconds": round(wall, 3),
         "presets_per_second_per_job": round(rendered / wall, 3) if wall > 0 and rendered else None,
         "embeddings": {k: list(root["embeddings"][k].shape) for k in root["embeddings"].array_keys()},
     }
