@@ -20,16 +20,18 @@ def summarize(split_stats: list[Path], out_prefix: Path) -> pd.DataFrame:
     for path in sorted(split_stats):
         s = json.loads(Path(path).read_text())
         reasons = s.get("rejections_by_reason", {})
+        # a store from before per-chunk statistics, resumed: reasons and speed are unknown for some chunks
+        known = not s.get("chunks_without_stats")
         total = s["presets"] + s["rejections"]
         rows.append({
             "synth": s["synth"], "split": s["split"], "presets": s["presets"], "params": s["params"],
             "rejected": s["rejections"],
             "rejected %": round(100.0 * s["rejections"] / total, 2) if total else 0.0,
-            "too quiet": reasons.get("too_quiet", 0), "too loud": reasons.get("too_loud", 0),
-            "non-finite": reasons.get("non_finite", 0),
+            **{label: reasons.get(key, 0) if known else "n/a" for label, key in (
+                ("too quiet", "too_quiet"), ("too loud", "too_loud"), ("non-finite", "non_finite"))},
             "RMS mean ± std": f"{s['rms_mean']:.3f} ± {s['rms_std']:.3f}",
             "RMS min": round(s["rms_min"], 4), "RMS max": round(s["rms_max"], 4),
-            "presets/s per job": s.get("presets_per_second_per_job"),
+            "presets/s per job": s.get("presets_per_second_per_job") if known else "n/a",
             "embeddings": ", ".join(f"{k} ({v[1]})" for k, v in sorted(s["embeddings"].items())),
         })
     df = pd.DataFrame(rows)
