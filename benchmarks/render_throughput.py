@@ -1,6 +1,6 @@
 """Render-stage throughput and memory: run on demand, prints ratios against the targets.
 
-    .venv/bin/python benchmarks/render_throughput.py [--synths dexed amsynth] [--n 96]
+    .venv/bin/python benchmarks/render_throughput.py [--synths dexed amsynth] [--n 192]
 
 1. Pipeline vs bare engine, one core: the dataset stage (sampling, rendering, RMS filter, embedding,
    Zarr writes) against a bare loop rendering the very same candidates with the same engine.
@@ -120,7 +120,8 @@ def memory(synth: str, n: int, tmp: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--synths", nargs="+", default=["dexed", "amsynth"])
-    ap.add_argument("--n", type=int, default=96, help="presets per measurement (multiple of 32)")
+    ap.add_argument("--n", type=int, default=192,
+                    help="presets per measurement (multiple of 32; a larger n amortises start-up)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
