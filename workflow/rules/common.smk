@@ -6,7 +6,7 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
-from synthproxy.config import validate_config
+from synthproxy.config import embedding_key, validate_config
 from synthproxy.errors import SynthProxyError
 from synthproxy.synths.engines import check_plugin_path
 from synthproxy.synths.spec import load_spec
@@ -93,7 +93,7 @@ def handcrafted_inputs(wildcards):
 
 DIST = dict(CFG.get("distribution", {}))
 if DIST and not DIST.get("representation"):
-    DIST["representation"] = f"{CFG['representations'][0]['name']}_{CFG['representations'][0]['reduction']}"
+    DIST["representation"] = embedding_key(CFG["representations"][0])
 
 
 TRAINING = CFG.get("training", {})
@@ -106,8 +106,6 @@ def _arch_train_settings(arch):
     a = TRAINING["archs"][arch]
     out = dict(TRAINING.get("settings", {}))
     out.update(epochs=TRAINING["epochs"], seed=TRAINING["seed"], val_k=TRAINING["val_k"], device=TRAINING["device"])
-    # Snakemake reruns a training when its settings change: the old run's checkpoints are archived, not resumed
-    out.setdefault("on_stale_checkpoint", "archive")
     if a.get("encoder"):
         out["encoder"] = a["encoder"]
     if a.get("batch_size"):
@@ -117,6 +115,8 @@ def _arch_train_settings(arch):
 
 def train_settings(synth, arch, input):
     out = _arch_train_settings(arch)
+    # Snakemake reruns a training when its settings change: the old run's checkpoints are archived, not resumed
+    out.setdefault("on_stale_checkpoint", "archive")
     if not TRAINING["lr_from_hpo"] and "lr" in TRAINING["archs"][arch]:
         out["lr"] = TRAINING["archs"][arch]["lr"]
     return json.dumps(out, sort_keys=True)
@@ -137,7 +137,6 @@ def hpo_settings(synth, arch):
     train = _arch_train_settings(arch)
     train.pop("epochs", None)
     train.pop("seed", None)
-    train.pop("on_stale_checkpoint", None)
     out = dict(h.get("settings", {}))
     out.update(synth=synth, space=h["space"], seed=TRAINING["seed"], train=train)
     for key in ("n_trials", "n_startup_trials"):

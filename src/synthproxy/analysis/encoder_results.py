@@ -20,19 +20,17 @@ ARCH_NAMES = {"mlp_oh": "MLP-OH", "hn_oh": "HN-OH", "hn_pt": "HN-PT", "hn_ptgru"
 def evaluate_handcrafted(checkpoint: Path, store: Path, n_runs: int, k: int, seed: int) -> dict[str, Any]:
     """MRR and L1 of a synthetic-trained encoder on the valid hand-crafted presets (all splits)."""
     from synthproxy.data.store import open_store
-    from synthproxy.metrics.retrieval import evaluate_runs
     from synthproxy.pipeline.handcrafted import load_valid
-    from synthproxy.training.trainer import check_store_compatible, load_checkpoint, predict
+    from synthproxy.training.evaluate import score_batches
+    from synthproxy.training.trainer import check_store_compatible, load_checkpoint
 
-    ckpt = load_checkpoint(checkpoint, map_location=torch.device("cpu"))
-    root = open_store(store)
-    check_store_compatible(ckpt.meta, dict(root.attrs), store)
+    cpu = torch.device("cpu")
+    ckpt = load_checkpoint(checkpoint, map_location=cpu)
+    check_store_compatible(ckpt.meta, dict(open_store(store).attrs), store)
     presets, emb = load_valid(store, ckpt.embedding)
     x, y = torch.from_numpy(presets), torch.from_numpy(emb)
     batches = ((x[i:i + 1024], y[i:i + 1024]) for i in range(0, len(x), 1024))
-    pred, target = predict(ckpt.model, batches, torch.device("cpu"))
-    return evaluate_runs(pred, target, n_runs=n_runs, k=k, seed=seed) | {
-        "checkpoint": str(checkpoint), "store": str(store), "arch": ckpt.meta["arch"], "embedding": ckpt.embedding}
+    return score_batches(ckpt, batches, cpu, n_runs, k, seed) | {"checkpoint": str(checkpoint), "store": str(store)}
 
 
 def _pm(mean: float, std: float, digits: int = 4) -> str:

@@ -32,9 +32,6 @@ from synthproxy.presets.sampling import PresetSampler
 from synthproxy.synths.engines import Engine, RenderSettings, make_engine, rms
 from synthproxy.synths.spec import SynthSpec, load_spec
 
-# Clips per embedding block (see ShardRenderer.embed).
-EMBED_BLOCK = 4
-
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON via a temporary file and rename, so readers never see half a file."""
@@ -150,6 +147,9 @@ class ShardRenderer:
         self.rms_min, self.rms_max, self.max_attempts = r["rms_min"], r["rms_max"], r["max_attempts"]
         self.primary = plan.sample_rates[0]
         self.rejections: Counter[str] = Counter()
+        # one audio buffer per sample rate, reused batch after batch: memory stays flat, no re-allocation
+        bs = int(plan.cfg["dataset"]["batch_size"])
+        self._buffers = {sr: np.empty((bs, s.n_samples), dtype=np.float32) for sr, s in plan.render_settings.items()}
         self.render_seconds = 0.0
         self.embed_seconds = 0.0
 
@@ -186,18 +186,20 @@ class ShardRenderer:
     def embed(self, audios: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
         """Embed a render batch with every representation, a few clips at a time.
 
-        Blocks are the outer loop so that representations sharing an STFT (mel128, mfcc40) reuse the same
-        block's power spectrogram while it is still in cache.
+        Blocks (the representations' own CPU block size) are the outer loop so that representations sharing
+        an STFT (mel128, mfcc40) reuse the same block's power spectrogram while it is still in cache.
         """
         t0 = time.perf_counter()
         batches = {sr: torch.from_numpy(a) for sr, a in audios.items()}  # (B, T) per sample rate, no copy
         n = len(next(iter(audios.values())))
+        block = min((rep.cpu_block or n for rep, _ in self.plan.reps.values()), default=n)
         parts: dict[str, list[np.ndarray]] = {key: [] for key in self.plan.reps}
-        for b0 in range(0, n, EMBED_BLOCK):
-            blocks = {sr: x[b0:b0 + EMBED_BLOCK] for sr, x in batches.items()}
+        for b0 in range(0, n, block):
+            blocks = {sr: x[b0:b0 + block] for sr, x in batches.items()}
             for key, (rep, red) in self.plan.reps.items():
                 # accept() has already checked every clip for NaN/inf: skip the per-representation re-check
-                parts[key].append(rep(blocks[rep.sample_rate], red, check_input=False).numpy().astype(np.float32))
+                out = rep(blocks[rep.sample_rate], red, check_input=False)
+                parts[key].append(np.asarray(out, dtype=np.float32))
         self.embed_seconds += time.perf_counter() - t0
         return {key: np.concatenate(p) for key, p in parts.items()}
 
@@ -206,8 +208,7 @@ class ShardRenderer:
         bs = int(self.plan.cfg["dataset"]["batch_size"])
         presets, levels, attempts = [], [], []
         embs: dict[str, list[np.ndarray]] = {k: [] for k in self.plan.reps}
-        # one audio buffer per sample rate, reused batch after batch: memory stays flat, no re-allocation
-        buffers = {sr: np.empty((bs, s.n_samples), dtype=np.float32) for sr, s in self.plan.render_settings.items()}
+        buffers = self._buffers
         for b0 in range(start, stop, bs):
             b1 = min(b0 + bs, stop)
             for row, index in enumerate(range(b0, b1)):

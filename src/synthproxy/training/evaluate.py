@@ -11,12 +11,21 @@ mean something else would produce plausible-looking but meaningless numbers.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from synthproxy.metrics.retrieval import evaluate_runs
 from synthproxy.training.data import StoreBatches
-from synthproxy.training.trainer import check_store_compatible, load_checkpoint, predict, resolve_device
+from synthproxy.training.trainer import (
+    EncoderCheckpoint,
+    check_store_compatible,
+    load_checkpoint,
+    predict,
+    resolve_device,
+)
 
 
 def evaluate_checkpoint(
@@ -46,12 +55,17 @@ def evaluate_checkpoint(
     batches = StoreBatches(store, ckpt.embedding, batch_size, shuffle=False, drop_last=False,
                            in_memory_bytes=in_memory_bytes, prefetch=prefetch)
     check_store_compatible(ckpt.meta, batches.attrs, store)
+    return score_batches(ckpt, batches.epoch(0), dev, n_runs, k, seed) | {
+        "checkpoint": str(checkpoint), "store": str(store)}
+
+
+def score_batches(ckpt: EncoderCheckpoint, batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
+                  device: torch.device, n_runs: int, k: int, seed: int) -> dict[str, Any]:
+    """Predict every batch of ``(presets, embeddings)`` and score the runs; any preset source may feed it."""
     t0 = time.perf_counter()
-    pred, target = predict(ckpt.model, batches.epoch(0), dev)
+    pred, target = predict(ckpt.model, batches, device)
     seconds = time.perf_counter() - t0
-    scores = evaluate_runs(pred, target, n_runs=n_runs, k=k, seed=seed)
-    return scores | {
-        "seed": int(seed), "checkpoint": str(checkpoint), "store": str(store), "arch": ckpt.meta["arch"],
-        "embedding": ckpt.embedding, "checkpoint_kind": ckpt.meta.get("kind"), "epoch": ckpt.meta.get("epoch"),
-        "predict_seconds": seconds,
+    return evaluate_runs(pred, target, n_runs=n_runs, k=k, seed=seed) | {
+        "seed": int(seed), "arch": ckpt.meta["arch"], "embedding": ckpt.embedding,
+        "checkpoint_kind": ckpt.meta.get("kind"), "epoch": ckpt.meta.get("epoch"), "predict_seconds": seconds,
     }

@@ -529,10 +529,12 @@ def train_encoder(settings: TrainSettings | dict[str, Any], on_step: StepHook | 
         }
         ckpt = torch.load(last_path, map_location=device, weights_only=False) if (
             s.resume and last_path.is_file()) else None
-        if ckpt is not None and s.on_stale_checkpoint == "archive":
+        if ckpt is not None:
             try:
                 _check_resumable(ckpt, meta, last_path)
             except ConfigError as exc:
+                if s.on_stale_checkpoint != "archive":
+                    raise
                 stale = s.out_dir / "stale" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
                 stale.mkdir(parents=True, exist_ok=True)
                 for p in [*paths.values(), s.out_dir / "history.csv", s.out_dir / "settings.json"]:
@@ -541,7 +543,6 @@ def train_encoder(settings: TrainSettings | dict[str, Any], on_step: StepHook | 
                 log.warning("%s; moved that run's files to %s and starting afresh", exc, stale)
                 ckpt = None
         if ckpt is not None:
-            _check_resumable(ckpt, meta, last_path)
             model.load_state_dict(ckpt["model"])
             opt.load_state_dict(ckpt["optimizer"])
             sched.load_state_dict(ckpt["scheduler"])
