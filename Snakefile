@@ -5,7 +5,8 @@
 #                                                                     --configfile takes several files)
 #   snakemake --profile profiles/slurm --configfile config/paper.yaml     # paper scale on SLURM
 #
-# The rules live in workflow/rules/*.smk, grouped by stage; each runs one `python -m synthproxy` step.
+# The rules live in workflow/rules/*.smk, grouped by stage; each runs the `python -m synthproxy` step of the same
+# name (rule render_shard -> step render-shard).
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -27,14 +28,13 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/datasets.smk"
-include: "workflow/rules/tables.smk"
 include: "workflow/rules/ranking.smk"
-include: "workflow/rules/handcrafted.smk"
 include: "workflow/rules/training.smk"
-include: "workflow/rules/collect.smk"
+include: "workflow/rules/handcrafted.smk"
+include: "workflow/rules/tables.smk"
 
 
 rule all:
     default_target: True
     input:
-        "results/tables",
+        get_final_output(),

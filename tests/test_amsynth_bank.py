@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 
 from synthproxy.errors import ImportFormatError, SpecError
-from synthproxy.presets import amsynth_bank as ab
+from synthproxy.presets.formats import amsynth_bank as ab
 from synthproxy.synths.engines import RenderSettings, VSTEngine
 from synthproxy.synths.spec import SynthSpec, load_spec
+
+from . import amsynth_plugin as ap
 
 ROOT = Path(__file__).resolve().parents[1]
 N_BANKS, N_PRESETS = 28, 3482
@@ -30,7 +32,7 @@ PARSER_GAP = 1e-6  # the two amSynth number parsers differ by <= 1 float32 ulp o
 # ---------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def banks() -> list[Path]:
-    files = ab.plugin_bank_files()
+    files = ap.plugin_bank_files()
     if len(files) < N_BANKS:
         pytest.fail(f"expected the {N_BANKS} amSynth banks in {ab.FACTORY_BANKS_DIR}: install Debian's amsynth")
     return files
@@ -51,7 +53,7 @@ def processor(amsynth_plugin):
     import dawdreamer
 
     engine = dawdreamer.RenderEngine(44100, 512)
-    return engine, ab.new_amsynth_processor(engine, amsynth_plugin)
+    return engine, ap.new_amsynth_processor(engine, amsynth_plugin)
 
 
 def _write(tmp_path: Path, text: str, name: str = "t.bank") -> Path:
@@ -85,7 +87,7 @@ def test_parameter_table_matches_plugin(amsynth_plugin) -> None:
     import dawdreamer
 
     engine = dawdreamer.RenderEngine(44100, 512)  # must outlive its processors
-    fresh = ab.new_amsynth_processor(engine, amsynth_plugin)
+    fresh = ap.new_amsynth_processor(engine, amsynth_plugin)
     assert [fresh.get_parameter_name(i) for i in range(41)] == list(ab.AMSYNTH_PARAMETER_NAMES)
     got = [fresh.get_parameter(i) for i in range(41)]
     assert got == [ab.to_normalised(p.name, p.default) for p in ab.AMSYNTH_PARAMETERS]
@@ -211,7 +213,7 @@ def test_plugin_state_loader_agrees_on_all_presets(presets, processor) -> None:
     to one ulp of the value). The bank reader's values: bit-identical to the formula.
     """
     _, proc = processor
-    got = np.stack([ab.plugin_load_preset(p, "state-text", processor=proc) for p in presets])
+    got = np.stack([ap.plugin_load_preset(p, "state-text", processor=proc) for p in presets])
     state = np.stack([ab.normalised_vector({n: ab.parse_value(t, "state") for n, t in p.texts.items()})
                       for p in presets])
     bank = np.stack([p.plugin_vector() for p in presets])
@@ -219,7 +221,7 @@ def test_plugin_state_loader_agrees_on_all_presets(presets, processor) -> None:
     np.testing.assert_array_equal(got, state)
     assert np.abs(got - bank).max() <= PARSER_GAP
     assert (got != bank).any()  # the parsers really differ: the state loader is not the bank reader
-    exact = np.stack([ab.plugin_load_preset(p, "state", processor=proc) for p in presets])
+    exact = np.stack([ap.plugin_load_preset(p, "state", processor=proc) for p in presets])
     np.testing.assert_array_equal(exact, bank)
 
 
@@ -230,31 +232,31 @@ def test_plugin_programs_agree_bit_exactly(banks, presets, processor) -> None:
     for b in banks[1:]:
         in_bank = [p for p in presets if p.file == str(b)]
         chosen += [in_bank[0], in_bank[-1]]
-    got = np.stack([ab.plugin_load_preset(p, "program", processor=proc) for p in chosen])
+    got = np.stack([ap.plugin_load_preset(p, "program", processor=proc) for p in chosen])
     want = np.stack([p.plugin_vector() for p in chosen])
     np.testing.assert_array_equal(got, want)
 
 
 def test_fresh_instance_and_wrong_bank(presets, tmp_path, amsynth_plugin) -> None:
     p = presets[200]
-    np.testing.assert_array_equal(ab.plugin_load_preset(p, "program"), p.plugin_vector())
-    np.testing.assert_array_equal(ab.plugin_load_preset(presets[0], "program"), presets[0].plugin_vector())
+    np.testing.assert_array_equal(ap.plugin_load_preset(p, "program"), p.plugin_vector())
+    np.testing.assert_array_equal(ap.plugin_load_preset(presets[0], "program"), presets[0].plugin_vector())
     copy = _write(tmp_path, (ab.FACTORY_BANKS_DIR / "amsynth_factory.bank").read_text(), "copy.bank")
     q = ab.parse_bank(copy)[3]
     with pytest.raises(ImportFormatError, match="not one of the banks"):
-        ab.plugin_load_preset(q, "program")
+        ap.plugin_load_preset(q, "program")
     # the state loader takes any file, and a preset that omits parameters gets amSynth's defaults
     partial = dataclasses.replace(q, values={"amp_attack": 1.25}, texts={"amp_attack": "1.25"})
-    np.testing.assert_array_equal(ab.plugin_load_preset(partial, "state"), partial.plugin_vector())
+    np.testing.assert_array_equal(ap.plugin_load_preset(partial, "state"), partial.plugin_vector())
     with pytest.raises(ValueError, match="method must be one of"):
-        ab.plugin_load_preset(q, "chunk")
+        ap.plugin_load_preset(q, "chunk")
 
 
 @pytest.mark.slow
 def test_plugin_programs_agree_on_all_presets(presets, processor) -> None:
     """Every preset as a VST program of amSynth's plugin (about 75 s: program k costs k program changes)."""
     _, proc = processor
-    got = np.stack([ab.plugin_load_preset(p, "program", processor=proc) for p in presets])
+    got = np.stack([ap.plugin_load_preset(p, "program", processor=proc) for p in presets])
     np.testing.assert_array_equal(got, np.stack([p.plugin_vector() for p in presets]))
 
 
@@ -275,10 +277,10 @@ def _render_checks(preset: ab.AmsynthPreset, engine: VSTEngine, spec: SynthSpec)
     """
     names = [p.name for p in spec.params]
     audio = engine.render(ab.normalised_vector(preset.values, names))
-    own = ab.plugin_render_preset(preset, engine.settings, "state")
+    own = ap.plugin_render_preset(preset, engine.settings, "state")
     full = preset.full_values()
     host = {n: repr(ab.from_normalised(n, ab.to_normalised(n, v))) for n, v in full.items()}
-    via_host = ab.plugin_render_preset(dataclasses.replace(preset, texts=host), engine.settings, "state-text")
+    via_host = ap.plugin_render_preset(dataclasses.replace(preset, texts=host), engine.settings, "state-text")
     diff = (audio - own).astype(np.float64)
     rel = float(np.sqrt(np.mean(diff**2)) / max(np.sqrt(np.mean(own.astype(np.float64) ** 2)), 1e-12))
     return float(np.abs(diff).max()), rel, float(np.abs(audio - via_host).max())

@@ -6,14 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthproxy.analysis.distribution import compare, wasserstein, wasserstein_repeats
 from synthproxy.pipeline.dataset import DatasetPlan, finalize_split, init_store, render_shard
+from synthproxy.pipeline.distribution import compare, wasserstein, wasserstein_repeats
 from synthproxy.pipeline.handcrafted import (
     HandcraftedPlan,
     finalize_handcrafted,
     import_handcrafted,
     render_handcrafted_shard,
 )
+from synthproxy.report.distribution import distribution_outputs
 
 from .test_handcrafted import _cfg, needs_cart
 
@@ -47,8 +48,9 @@ def test_compare_writes_table_figure_and_points(tmp_path):
 
     settings = {"seed": 0, "umap_samples": 20, "umap_neighbors": 5, "umap_min_dist": 0.1, "wasserstein_samples": 10,
                 "repeats": 2}
-    table = compare({"dexed": (syn, hc)}, "mel128_avg", settings, tmp_path / "w", tmp_path / "umap.png",
-                    tmp_path / "points.csv")
+    table, pts = compare({"dexed": (syn, hc)}, "mel128_avg", settings)
+    distribution_outputs(table, pts, "mel128_avg", settings, tmp_path / "w", tmp_path / "umap.png",
+                         tmp_path / "points.csv")
     assert list(table["space"]) == ["embedding (mel128_avg, 128 dims)", "UMAP 2-D projection"]
     assert "ground metric: Euclidean" in (tmp_path / "w.md").read_text()
     assert (tmp_path / "umap.png").stat().st_size > 10_000

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from synthproxy.errors import ImportFormatError, PluginNotFoundError
-from synthproxy.presets.dx7_sysex import (
+from synthproxy.presets.formats.dx7_sysex import (
     FIELD_NAMES,
     MAX_VALUES,
     NAME_SLICE,

@@ -7,7 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synthproxy.encoders.factory import (
+from synthproxy.errors import ConfigError, SpecError
+from synthproxy.nn.factory import (
     ARCHITECTURES,
     PAPER_PARAMETER_COUNTS_M,
     build_encoder,
@@ -16,14 +17,13 @@ from synthproxy.encoders.factory import (
     encoder_hyperparameters,
     parameter_count_table,
 )
-from synthproxy.encoders.layout import PresetLayout
-from synthproxy.encoders.tokenizers import (
+from synthproxy.nn.tokenizers import (
     OneHotEncoding,
     PresetTokenizer,
     SinusoidalPositionalEncoding,
     sinusoidal_positions,
 )
-from synthproxy.errors import ConfigError, SpecError
+from synthproxy.synths.layout import PresetLayout
 
 OUT_DIM = 192
 

@@ -13,18 +13,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synthproxy.config import validate_config
+from synthproxy.data.store import read_valid
 from synthproxy.errors import ConfigError, ImportFormatError, PluginNotFoundError
 from synthproxy.pipeline.handcrafted import (
     HandcraftedPlan,
     assign_splits,
-    dx7_voice_to_plugin,
     finalize_handcrafted,
     import_handcrafted,
-    load_valid,
     render_handcrafted_shard,
 )
-from synthproxy.presets.dx7_sysex import scan_cartridges
 from synthproxy.presets.fetch import fetch_dx7_cartridges, syx_manifest
+from synthproxy.presets.formats.dx7_sysex import dx7_voice_to_plugin, scan_cartridges
 from synthproxy.synths.engines import DEXED_PARAMETERS, dexed_plugin_to_voice
 from synthproxy.synths.spec import load_spec
 
@@ -94,7 +93,7 @@ def test_import_render_finalize_dexed(tmp_path):
     assert np.isfinite(np.asarray(root["embeddings"]["mel128_avg"][:])[valid]).all()
     lv = np.asarray(root["rms"][:])[valid]
     assert (lv >= 0.01).all() and (lv <= 1.0).all()
-    presets, emb = load_valid(store, "mel128_avg")
+    presets, emb = read_valid(store, "mel128_avg")
     assert len(presets) == len(emb) == valid.sum()
 
 

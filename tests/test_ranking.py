@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthproxy.analysis.ranking import load_groups, rank_group, slug, spearman_scores, summarize_ranking, sweep_values
 from synthproxy.errors import ConfigError, SpecError
+from synthproxy.pipeline.ranking import load_groups, rank_group, slug, spearman_scores, sweep_values
+from synthproxy.report.ranking import summarize_ranking
 from synthproxy.synths.spec import load_spec
 
 DEXED = load_spec("config/synths/dexed.yaml")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from synthproxy.audio.representations import available, get_representation
+from synthproxy.audio.registry import available, get_representation
 from synthproxy.errors import AudioError, ConfigError
 
 N = 5 * 44100

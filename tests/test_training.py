@@ -14,18 +14,14 @@ import zarr
 
 from synthproxy.cli import main
 from synthproxy.config import validate_config
+from synthproxy.data.batches import StoreBatches
 from synthproxy.errors import ConfigError, SpecError, StoreError
 from synthproxy.pipeline.dataset import DatasetPlan, finalize_split, init_store, render_shard
-from synthproxy.training.data import StoreBatches
-from synthproxy.training.evaluate import evaluate_checkpoint
-from synthproxy.training.hpo import SAMPLER_ATTR, make_sampler, run_hpo
-from synthproxy.training.trainer import (
-    CosineRestartSchedule,
-    TrainingError,
-    TrainSettings,
-    load_checkpoint,
-    train_encoder,
-)
+from synthproxy.proxy.evaluate import evaluate_checkpoint
+from synthproxy.proxy.hpo import SAMPLER_ATTR, make_sampler, run_hpo
+from synthproxy.proxy.train import TrainSettings, load_checkpoint, train_encoder
+from synthproxy.training.loop import TrainingError
+from synthproxy.training.schedule import CosineRestartSchedule
 
 from .conftest import REPO, small_config
 
@@ -309,7 +305,7 @@ def test_cli_train_and_evaluate(stores, tmp_path, capsys):
     assert main(["train-encoder", *common, "--arch", "hn_oh", "--out-dir", str(tmp_path / "run"), "--epochs", "1",
                  "--batch-size", "16", "--settings-json", extra, "--summary", str(tmp_path / "summary.json")]) == 0
     assert json.loads((tmp_path / "summary.json").read_text())["epochs_done"] == 1
-    assert main(["evaluate-encoder", "--checkpoint", str(tmp_path / "run" / "best_l1.pt"), "--store",
+    assert main(["evaluate-synthetic", "--checkpoint", str(tmp_path / "run" / "best_l1.pt"), "--store",
                  str(stores["val"]), "--out", str(tmp_path / "scores.json"), "--n-runs", "2", "--k", "8"]) == 0
     assert json.loads((tmp_path / "scores.json").read_text())["k"] == 8
     assert main(["train-encoder", *common, "--arch", "hn_oh", "--out-dir", str(tmp_path / "x"), "--embedding",

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthproxy.encoders.factory import ARCHITECTURES, PAPER_PARAMETER_COUNTS_M, parameter_count_table
+from synthproxy.nn.factory import ARCHITECTURES, PAPER_PARAMETER_COUNTS_M, parameter_count_table
 from synthproxy.presets.sampling import PresetSampler
 from synthproxy.synths.spec import SynthSpec, load_spec
 

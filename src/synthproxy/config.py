@@ -16,6 +16,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from synthproxy.audio.registry import embedding_key, get_representation
 from synthproxy.errors import ConfigError
 
 SCHEMA_PATH = resources.files("synthproxy") / "schemas" / "config.schema.yaml"
@@ -147,19 +148,12 @@ def validate_config(config: dict[str, Any], base_dir: str | Path = ".") -> dict[
 
 def _check_representation(rep: dict[str, Any], where: str) -> None:
     """The representation is registered and accepts its options (weights are not needed to check this)."""
-    from synthproxy.audio.representations import get_representation
-
     try:
         get_representation(rep["name"], **rep.get("options", {}))
     except ConfigError as exc:
         raise ConfigError(f"{where}.name: {exc}") from exc
     except TypeError as exc:
         raise ConfigError(f"{where}.options: {exc}") from exc
-
-
-def embedding_key(rep: dict[str, Any]) -> str:
-    """Name of a representation's array in the data store, e.g. ``mel128_avg``."""
-    return f"{rep['name']}_{rep['reduction']}"
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -187,3 +181,19 @@ def config_from_cli(config_path: str | None, config_json: str | None) -> dict[st
     if config_path:
         return load_config(config_path)
     raise ConfigError("give --config PATH (a YAML config) or --config-json")
+
+
+def check_synths(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Load every configured synth's spec and check its engine and plugin file; ``{name: SynthSpec}``.
+
+    A missing plugin stops here, naming the path and the config key ``synths.<name>.plugin``.
+    """
+    from synthproxy.synths.engines import plugin_path_for
+    from synthproxy.synths.spec import load_spec
+
+    specs = {}
+    for name, s in cfg["synths"].items():
+        spec = load_spec(s["spec"])
+        plugin_path_for(spec, s.get("plugin"), name)
+        specs[name] = spec
+    return specs

@@ -6,10 +6,8 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
-from synthproxy.config import embedding_key, validate_config
+from synthproxy.config import check_synths, embedding_key, validate_config
 from synthproxy.errors import SynthProxyError
-from synthproxy.synths.engines import check_plugin_path
-from synthproxy.synths.spec import load_spec
 
 # Rules run `python -m synthproxy ...`: make `python` the interpreter running Snakemake (the project's
 # .venv) even when the venv is not activated; with --use-conda the rule's env comes first on PATH.
@@ -17,10 +15,7 @@ os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.g
 
 try:
     CFG = validate_config(config)
-    SPECS = {name: load_spec(s["spec"]) for name, s in CFG["synths"].items()}
-    for _name, _spec in SPECS.items():
-        if _spec.engine == "vst":
-            check_plugin_path(CFG["synths"][_name].get("plugin") or _spec.plugin, _name)
+    SPECS = check_synths(CFG)
 except SynthProxyError as exc:
     raise WorkflowError(f"synthproxy: {exc}") from None
 
@@ -58,7 +53,7 @@ def ranking_config(synth):
 
 
 def ranking_groups(synth):
-    from synthproxy.analysis.ranking import load_groups, slug
+    from synthproxy.pipeline.ranking import load_groups, slug
 
     slugs = [slug(g.name) for g in load_groups(CFG["ranking"]["synths"][synth], SPECS[synth])]
     chosen = CFG["ranking"]["groups"]
@@ -145,3 +140,26 @@ def hpo_settings(synth, arch):
     if h.get("storage"):
         out["storage"] = h["storage"]
     return json.dumps(out, sort_keys=True)
+
+
+def table_files():
+    """Every table and figure of the configured stages: the inputs of ``collect_tables`` (``results/tables``)."""
+    out = expand("results/analysis/dataset_summary.{ext}", ext=["csv", "md", "tex"])
+    out += expand("results/analysis/ranking_{synth}.{ext}", synth=RANKING_SYNTHS, ext=["csv", "md", "tex", "png"])
+    if HANDCRAFTED_SYNTHS:
+        out += ["results/analysis/handcrafted_import.csv", "results/analysis/handcrafted_import.md"]
+        if DIST:
+            out += expand("results/analysis/wasserstein.{ext}", ext=["csv", "md", "tex"])
+            out += ["results/analysis/umap.png"]
+    if TRAINING:
+        out += expand("results/analysis/{name}.{ext}", name=["synthetic", "encoder_parameters", "hpo"],
+                      ext=["csv", "md", "tex"])
+        out += ["results/analysis/training_curves.png"]
+        if HANDCRAFTED_TRAINED:
+            out += expand("results/analysis/handcrafted.{ext}", ext=["csv", "md", "tex"])
+    return out
+
+
+def get_final_output():
+    """The targets of ``rule all``."""
+    return ["results/tables"]

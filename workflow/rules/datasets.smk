@@ -65,3 +65,28 @@ rule finalize_split:
     shell:
         "python -m synthproxy finalize-split --config-json {params.cfg:q} --synth {wildcards.synth} "
         "--split {wildcards.split} --store {params.store} --shard-markers {input} --out {output} > {log} 2>&1"
+
+
+rule dataset_summary:
+    input:
+        expand("results/data/{synth}/{split}.stats.json", synth=SYNTHS, split=SPLITS),
+    output:
+        report(
+            "results/analysis/dataset_summary.csv",
+            category="Datasets",
+            caption="../report/dataset_summary.rst",
+        ),
+        "results/analysis/dataset_summary.md",
+        "results/analysis/dataset_summary.tex",
+    params:
+        prefix=lambda w, output: output[0].removesuffix(".csv"),
+    log:
+        "logs/datasets/dataset_summary.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    shell:
+        "python -m synthproxy dataset-summary --stats {input} --out-prefix {params.prefix} > {log} 2>&1"

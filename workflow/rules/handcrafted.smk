@@ -1,4 +1,5 @@
-# Hand-crafted presets (paper Sec. 4.1.3): import -> render/RMS filter -> embed, per synth.
+# Hand-crafted presets (paper Sec. 4.1.3, 7): import -> render/RMS filter -> embed, per synth; the import
+# table; synthetic vs hand-crafted distributions (Fig. 3); the encoders on hand-crafted presets (Table 4).
 
 
 rule fetch_dx7_cartridges:
@@ -13,7 +14,7 @@ rule fetch_dx7_cartridges:
         mem_mb=2000,
         runtime=30,
     shell:
-        "python -m synthproxy fetch-dx7 --dest {output} > {log} 2>&1"
+        "python -m synthproxy fetch-dx7-cartridges --dest {output} > {log} 2>&1"
 
 
 rule import_handcrafted:
@@ -109,11 +110,6 @@ rule handcrafted_import_table:
         "python -m synthproxy handcrafted-import-table --stats {input} --out-prefix {params.prefix} > {log} 2>&1"
 
 
-if HANDCRAFTED_SYNTHS:
-
-    TABLE_FILES += ["results/analysis/handcrafted_import.csv", "results/analysis/handcrafted_import.md"]
-
-
 if HANDCRAFTED_SYNTHS and DIST:
 
     rule distribution:
@@ -153,6 +149,60 @@ if HANDCRAFTED_SYNTHS and DIST:
             "python -m synthproxy distribution --config-json {params.cfg:q} {params.pairs} --key {params.key} "
             "--out-prefix {params.prefix} --figure {output.figure} --projections {output.projections} > {log} 2>&1"
 
-    TABLE_FILES += expand("results/analysis/wasserstein.{ext}", ext=["csv", "md", "tex"]) + [
-        "results/analysis/umap.png"
-    ]
+
+if HANDCRAFTED_TRAINED:
+
+    rule evaluate_handcrafted:
+        input:
+            summary="results/models/{synth}/{arch}/summary.json",
+            handcrafted="results/data/{synth}/handcrafted.stats.json",
+        output:
+            "results/eval/{synth}/{arch}/handcrafted.json",
+        params:
+            ckpt=lambda w: f"results/models/{w.synth}/{w.arch}/{TRAINING['evaluation']['checkpoint']}.pt",
+            store=lambda w: store(w.synth, "handcrafted"),
+            runs=TRAINING["evaluation"]["runs"],
+            k=TRAINING["evaluation"]["k"],
+            seed=CFG["seed"],
+        log:
+            "logs/handcrafted/evaluate_handcrafted/{synth}_{arch}.log",
+        conda:
+            "../../envs/training.yaml"
+        threads: 2
+        resources:
+            mem_mb=8000,
+            runtime=120,
+        shell:
+            "python -m synthproxy evaluate-handcrafted --checkpoint {params.ckpt} --store {params.store} "
+            "--n-runs {params.runs} --k {params.k} --seed {params.seed} --threads {threads} "
+            "--synth {wildcards.synth} --out {output} > {log} 2>&1"
+
+    rule handcrafted_table:
+        input:
+            hand=expand(
+                "results/eval/{synth}/{arch}/handcrafted.json", synth=HANDCRAFTED_TRAINED, arch=ARCHS
+            ),
+            synthetic=expand(
+                "results/eval/{synth}/{arch}/synthetic.json", synth=HANDCRAFTED_TRAINED, arch=ARCHS
+            ),
+        output:
+            table=report(
+                "results/analysis/handcrafted.csv",
+                category="Hand-crafted presets",
+                caption="../report/handcrafted.rst",
+            ),
+            md="results/analysis/handcrafted.md",
+            tex="results/analysis/handcrafted.tex",
+        params:
+            prefix=lambda w, output: output.table.removesuffix(".csv"),
+        log:
+            "logs/handcrafted/handcrafted_table.log",
+        conda:
+            "../../envs/analysis.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=5,
+        shell:
+            "python -m synthproxy handcrafted-table --hand {input.hand} --synthetic {input.synthetic} "
+            "--out-prefix {params.prefix} > {log} 2>&1"

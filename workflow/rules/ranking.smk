@@ -54,8 +54,3 @@ rule ranking_summary:
     shell:
         "python -m synthproxy ranking-summary --scores {input.scores} --side {input.side} "
         "--out-prefix {params.prefix} --figure {output.figure} > {log} 2>&1"
-
-
-TABLE_FILES += expand(
-    "results/analysis/ranking_{synth}.{ext}", synth=RANKING_SYNTHS, ext=["csv", "md", "tex", "png"]
-)

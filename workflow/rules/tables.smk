@@ -1,28 +1,18 @@
-# Tables and figures: every stage adds its outputs to TABLE_FILES; `results/tables` collects them.
-
-TABLE_FILES = expand("results/analysis/dataset_summary.{ext}", ext=["csv", "md", "tex"])
+# `results/tables`: every table and figure of the configured stages (table_files()), collected with an index.
 
 
-rule dataset_summary:
+rule collect_tables:
     input:
-        expand("results/data/{synth}/{split}.stats.json", synth=SYNTHS, split=SPLITS),
+        table_files(),
     output:
-        report(
-            "results/analysis/dataset_summary.csv",
-            category="Datasets",
-            caption="../report/dataset_summary.rst",
-        ),
-        "results/analysis/dataset_summary.md",
-        "results/analysis/dataset_summary.tex",
-    params:
-        prefix=lambda w, output: output[0].removesuffix(".csv"),
+        directory("results/tables"),
     log:
-        "logs/tables/dataset_summary.log",
+        "logs/tables/collect_tables.log",
     conda:
         "../../envs/analysis.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=500,
         runtime=5,
     shell:
-        "python -m synthproxy dataset-summary --stats {input} --out-prefix {params.prefix} > {log} 2>&1"
+        "python -m synthproxy collect-tables --inputs {input} --out {output} > {log} 2>&1"

@@ -78,7 +78,7 @@ if TRAINING:
             mem_mb=8000,
             runtime=120,
         shell:
-            "python -m synthproxy evaluate-encoder --checkpoint {params.ckpt} --store {params.store} "
+            "python -m synthproxy evaluate-synthetic --checkpoint {params.ckpt} --store {params.store} "
             "--n-runs {params.runs} --k {params.k} --seed {params.seed} --threads {threads} "
             "--settings-json '{{\"device\": \"cpu\"}}' --out {output} --synth {wildcards.synth} > {log} 2>&1"
 
@@ -128,68 +128,3 @@ if TRAINING:
             "python -m synthproxy encoder-tables --scores {input.scores} --summaries {input.summaries} "
             "--histories {input.histories} --hpo {input.hpo} --specs {params.specs} "
             "--out-dir results/analysis > {log} 2>&1"
-
-    TABLE_FILES += [
-        f"results/analysis/{name}.{ext}"
-        for name in ("synthetic", "encoder_parameters", "hpo")
-        for ext in ("csv", "md", "tex")
-    ] + ["results/analysis/training_curves.png"]
-
-    if HANDCRAFTED_SYNTHS:
-
-        rule evaluate_handcrafted:
-            input:
-                summary="results/models/{synth}/{arch}/summary.json",
-                handcrafted="results/data/{synth}/handcrafted.stats.json",
-            output:
-                "results/eval/{synth}/{arch}/handcrafted.json",
-            params:
-                ckpt=lambda w: f"results/models/{w.synth}/{w.arch}/{TRAINING['evaluation']['checkpoint']}.pt",
-                store=lambda w: store(w.synth, "handcrafted"),
-                runs=TRAINING["evaluation"]["runs"],
-                k=TRAINING["evaluation"]["k"],
-                seed=CFG["seed"],
-            log:
-                "logs/training/evaluate_handcrafted/{synth}_{arch}.log",
-            conda:
-                "../../envs/training.yaml"
-            threads: 2
-            resources:
-                mem_mb=8000,
-                runtime=120,
-            shell:
-                "python -m synthproxy evaluate-handcrafted --checkpoint {params.ckpt} --store {params.store} "
-                "--n-runs {params.runs} --k {params.k} --seed {params.seed} --threads {threads} "
-                "--synth {wildcards.synth} --out {output} > {log} 2>&1"
-
-        rule handcrafted_table:
-            input:
-                hand=expand(
-                    "results/eval/{synth}/{arch}/handcrafted.json", synth=HANDCRAFTED_TRAINED, arch=ARCHS
-                ),
-                synthetic=expand(
-                    "results/eval/{synth}/{arch}/synthetic.json", synth=HANDCRAFTED_TRAINED, arch=ARCHS
-                ),
-            output:
-                table=report(
-                    "results/analysis/handcrafted.csv",
-                    category="Hand-crafted presets",
-                    caption="../report/handcrafted.rst",
-                ),
-                md="results/analysis/handcrafted.md",
-                tex="results/analysis/handcrafted.tex",
-            params:
-                prefix=lambda w, output: output.table.removesuffix(".csv"),
-            log:
-                "logs/training/handcrafted_table.log",
-            conda:
-                "../../envs/analysis.yaml"
-            threads: 1
-            resources:
-                mem_mb=2000,
-                runtime=5,
-            shell:
-                "python -m synthproxy handcrafted-table --hand {input.hand} --synthetic {input.synthetic} "
-                "--out-prefix {params.prefix} > {log} 2>&1"
-
-        TABLE_FILES += expand("results/analysis/handcrafted.{ext}", ext=["csv", "md", "tex"])

@@ -1,4 +1,4 @@
-"""Learned audio models registered in the representation registry.
+"""Learned audio models (found by name through :mod:`synthproxy.audio.registry`).
 
 EfficientAT MobileNetV3 models register as ``mn04``, ``mn05``, ``mn10``, ``mn20``, ``mn30``, ``mn40``.
 Options (``representations[].options`` in the config): ``weights`` (local checkpoint path), ``cache_dir``
@@ -20,7 +20,7 @@ import torch
 
 from synthproxy.audio.efficientat import EfficientATModel, resolve_weights
 from synthproxy.audio.efficientat_net import MODEL_WIDTHS
-from synthproxy.audio.representations import Representation, register
+from synthproxy.audio.representations import Representation
 
 DEFAULT_CACHE = Path(os.environ.get("SYNTHPROXY_CACHE", "~/.cache/synthproxy")).expanduser() / "weights"
 
@@ -64,12 +64,14 @@ class EfficientATRepresentation(Representation):
                                      "random_weights": o["random_weights"], "hop": 1600, "window": 5120}
 
 
-def _factory(name: str):
+def efficientat_factory(name: str):
+    """A factory ``(**options) -> EfficientATRepresentation`` for model ``name`` (e.g. ``mn04``)."""
+
     def make(**options: Any) -> EfficientATRepresentation:
         return EfficientATRepresentation(name, **options)
 
     return make
 
 
-for _name in MODEL_WIDTHS:
-    register(_name, _factory(_name))
+LEARNED_MODELS = tuple(MODEL_WIDTHS)
+"""Names of the EfficientAT models: ``mn04``, ``mn05``, ``mn10``, ``mn20``, ``mn30``, ``mn40``."""

@@ -1,9 +1,9 @@
-"""Audio representations: a registry of audio models that map audio batches to per-frame features.
+"""Audio representations: audio models that map audio batches to per-frame features.
 
-The paper's hand-crafted baselines (Appendix 11.1) live here; learned models (EfficientAT, ...) register
-themselves in the same registry. Every representation takes a batch ``(B, T)`` of float32 audio at its
-own ``sample_rate`` and returns ``(B, frames, features)``; a temporal reduction then gives the vector
-stored and learned: ``nop`` concatenates the frames, ``avg`` averages them (paper Sec. 5.1).
+The paper's hand-crafted baselines (Appendix 11.1) live here; :mod:`synthproxy.audio.registry` finds
+them, and the learned models (EfficientAT, ...), by name. Every representation takes a batch ``(B, T)``
+of float32 audio at its own ``sample_rate`` and returns ``(B, frames, features)``; a temporal reduction
+then gives the vector stored and learned: ``nop`` concatenates the frames, ``avg`` averages them (paper Sec. 5.1).
 
 All computations are batched torch ops (``torch.stft``; mel filters from librosa, computed once), so
 one call embeds a whole render batch.
@@ -11,9 +11,7 @@ one call embeds a whole render batch.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -234,40 +232,6 @@ class MultiResolutionSTFT(_STFTMixin, Representation):
 
     def settings(self) -> dict[str, Any]:
         return super().settings() | {"windows": list(self.windows), "hops": [w // 2 for w in self.windows]}
-
-
-# ---------------------------------------------------------------------------------------------
-# Registry
-# ---------------------------------------------------------------------------------------------
-_REGISTRY: dict[str, Callable[..., Representation]] = {
-    "mel128": MelSpectrogram,
-    "mfcc40": MFCC,
-    "mstft": MultiResolutionSTFT,
-}
-
-
-def register(name: str, factory: Callable[..., Representation]) -> None:
-    """Add an audio model to the registry (factories receive the representation's config options)."""
-    _REGISTRY[name] = factory
-
-
-def available() -> list[str]:
-    _load_plugins()
-    return sorted(_REGISTRY)
-
-
-def get_representation(name: str, **options: Any) -> Representation:
-    """Instantiate a registered representation by name; unknown names list the valid ones."""
-    _load_plugins()
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown audio representation '{name}'; available: {available()}")
-    return _REGISTRY[name](**options)
-
-
-def _load_plugins() -> None:
-    """Import optional learned models so they can register themselves (no-op if absent)."""
-    with contextlib.suppress(ImportError):
-        import synthproxy.audio.learned  # noqa: F401
 
 
 def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:

@@ -30,6 +30,7 @@ import numpy as np
 import zarr
 
 from synthproxy import __version__
+from synthproxy.data.atomic import atomic_dir
 from synthproxy.errors import StoreError
 
 CHUNK_STATS = ("too_quiet", "too_loud", "non_finite", "render_seconds", "embed_seconds", "wall_seconds")
@@ -71,22 +72,19 @@ def create_store(path: Path, layout: StoreLayout, meta: dict[str, Any]) -> zarr.
         except Exception:  # unreadable leftovers are replaced below
             pass
         shutil.rmtree(path)
-    tmp = path.with_name(path.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
-    n, c = layout.size, layout.chunk_rows
-    root.create_array("presets", shape=(n, layout.n_params), chunks=(c, layout.n_params), dtype="float32",
-                      fill_value=np.nan)
-    root.create_array("rms", shape=(n,), chunks=(c,), dtype="float32", fill_value=np.nan)
-    root.create_array("attempts", shape=(n,), chunks=(c,), dtype="uint16", fill_value=0)
-    emb = root.create_group("embeddings")
-    for key, dim in layout.embedding_dims.items():
-        emb.create_array(key, shape=(n, dim), chunks=(c, dim), dtype="float32", fill_value=np.nan)
-    root.create_array("chunk_done", shape=(layout.n_chunks,), chunks=(1,), dtype="uint8", fill_value=0)
-    _create_chunk_stats(root, layout.n_chunks)
-    root.attrs.update({**meta, "fingerprint": fp, "synthproxy_version": __version__, "complete": False})
-    tmp.rename(path)  # atomic: a store either exists whole or not at all
+    with atomic_dir(path) as tmp:  # a store either exists whole or not at all
+        root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+        n, c = layout.size, layout.chunk_rows
+        root.create_array("presets", shape=(n, layout.n_params), chunks=(c, layout.n_params), dtype="float32",
+                          fill_value=np.nan)
+        root.create_array("rms", shape=(n,), chunks=(c,), dtype="float32", fill_value=np.nan)
+        root.create_array("attempts", shape=(n,), chunks=(c,), dtype="uint16", fill_value=0)
+        emb = root.create_group("embeddings")
+        for key, dim in layout.embedding_dims.items():
+            emb.create_array(key, shape=(n, dim), chunks=(c, dim), dtype="float32", fill_value=np.nan)
+        root.create_array("chunk_done", shape=(layout.n_chunks,), chunks=(1,), dtype="uint8", fill_value=0)
+        _create_chunk_stats(root, layout.n_chunks)
+        root.attrs.update({**meta, "fingerprint": fp, "synthproxy_version": __version__, "complete": False})
     return zarr.open_group(str(path), mode="r+")
 
 
@@ -124,3 +122,15 @@ def chunk_ranges(start: int, stop: int, chunk_rows: int) -> list[tuple[int, int,
     if start % chunk_rows:
         raise StoreError(f"row range starts at {start}, not a multiple of the chunk size {chunk_rows}")
     return [(s // chunk_rows, s, min(s + chunk_rows, stop)) for s in range(start, stop, chunk_rows)]
+
+
+SPLITS = ("train", "val", "test")
+"""Values of a hand-crafted store's ``split`` array: 0 train, 1 val, 2 test."""
+
+
+def read_valid(store_path: Path | str, key: str, splits: tuple[str, ...] = SPLITS) -> tuple[np.ndarray, np.ndarray]:
+    """Presets and embeddings ``key`` of the valid rows of a hand-crafted store in ``splits`` (small: in memory)."""
+    root = open_store(Path(store_path))
+    mask = np.asarray(root["valid"][:]).astype(bool) & np.isin(np.asarray(root["split"][:]),
+                                                                 [SPLITS.index(s) for s in splits])
+    return np.asarray(root["presets"][:])[mask], np.asarray(require_embedding(root, key, store_path)[:])[mask]

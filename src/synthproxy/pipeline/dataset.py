@@ -12,7 +12,6 @@ Audio never reaches the disk and at most one batch of it is in memory.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -20,66 +19,38 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from synthproxy import __version__
-from synthproxy.audio.representations import Representation, get_representation
-from synthproxy.config import embedding_key
+from synthproxy.data.atomic import write_json_atomic
 from synthproxy.data.store import CHUNK_STATS, StoreLayout, chunk_ranges, create_store, fingerprint, open_store
 from synthproxy.errors import ConfigError, StoreError
+from synthproxy.pipeline.plan import SynthPlan
 from synthproxy.presets.sampling import PresetSampler
-from synthproxy.synths.engines import Engine, RenderSettings, make_engine, rms
-from synthproxy.synths.spec import SynthSpec, load_spec
 
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON via a temporary file and rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    tmp.replace(path)
+_RENDER_META = ("note", "velocity", "note_duration", "duration", "block_size", "rms_min", "rms_max", "max_attempts")
 
 
 @dataclass
-class DatasetPlan:
+class DatasetPlan(SynthPlan):
     """Everything a (synth, split) job needs, derived from the validated config."""
 
-    cfg: dict[str, Any]
-    synth: str
-    split: str
+    split: str = ""
 
     def __post_init__(self) -> None:
         for key in ("dataset", "representations"):
             if key not in self.cfg:
                 raise ConfigError(f"the config has no '{key}' section, which dataset steps need")
-        if self.synth not in self.cfg["synths"]:
-            raise ConfigError(f"unknown synth '{self.synth}'; configured: {sorted(self.cfg['synths'])}")
+        super().__post_init__()
         if self.split not in self.cfg["dataset"]["splits"]:
             raise ConfigError(
                 f"unknown split '{self.split}'; configured: {sorted(self.cfg['dataset']['splits'])}"
             )
-        self.synth_cfg = self.cfg["synths"][self.synth]
-        self.spec: SynthSpec = load_spec(self.synth_cfg["spec"])
         self.split_cfg = self.cfg["dataset"]["splits"][self.split]
         self.size = int(self.split_cfg["size"])
         self.shard_size = int(self.split_cfg["shard_size"])
         self.chunk_rows = int(self.cfg["dataset"]["chunk_rows"])
-        self.reps: dict[str, tuple[Representation, str]] = {
-            embedding_key(r): (get_representation(r["name"], **r.get("options", {})), r["reduction"])
-            for r in self.cfg["representations"]
-        }
-        # The first representation's rate is the primary render; the RMS filter is applied on it.
-        rates = [rep.sample_rate for rep, _ in self.reps.values()]
-        self.sample_rates = list(dict.fromkeys(rates))
-        r = self.cfg["render"]
-        self.render_settings = {
-            sr: RenderSettings(sample_rate=sr, note=r["note"], velocity=r["velocity"],
-                               note_duration=r["note_duration"], duration=r["duration"],
-                               block_size=r["block_size"])
-            for sr in self.sample_rates
-        }
+        self.batch_size = int(self.cfg["dataset"]["batch_size"])
 
     @property
     def n_shards(self) -> int:
@@ -93,32 +64,11 @@ class DatasetPlan:
 
     def meta(self) -> dict[str, Any]:
         """Store attributes; everything here changes what the store holds (hence its fingerprint)."""
-        r = self.cfg["render"]
         return {
-            "synth": self.synth,
-            "spec_name": self.spec.name,
-            "spec_hash": self.spec.hash,
-            "engine": self.spec.engine,
-            "plugin": self.synth_cfg.get("plugin") or self.spec.plugin,
-            "param_names": self.spec.names,
-            "param_kinds": [p.kind for p in self.spec.used],
-            "cardinalities": [p.cardinality for p in self.spec.used],
-            "seed": int(self.cfg["seed"]),
-            "split": self.split,
-            "size": self.size,
-            "shard_size": self.shard_size,
-            "chunk_rows": self.chunk_rows,
-            "render": {k: r[k] for k in ("note", "velocity", "note_duration", "duration", "block_size",
-                                         "rms_min", "rms_max", "max_attempts")},
-            "sample_rates": self.sample_rates,
-            "representations": {
-                key: rep.settings() | {"reduction": red} for key, (rep, red) in self.reps.items()
-            },
+            "synth": self.synth, **self.spec_meta(), "engine": self.spec.engine, "plugin": self.plugin,
+            "seed": int(self.cfg["seed"]), "split": self.split, "size": self.size, "shard_size": self.shard_size,
+            "chunk_rows": self.chunk_rows, "render": self.render.meta(_RENDER_META), **self.representation_meta(),
         }
-
-    def embedding_dims(self) -> dict[str, int]:
-        n = {sr: s.n_samples for sr, s in self.render_settings.items()}
-        return {key: rep.dim(n[rep.sample_rate], red) for key, (rep, red) in self.reps.items()}
 
 
 def init_store(plan: DatasetPlan, store_path: Path, marker: Path) -> dict[str, Any]:
@@ -134,78 +84,48 @@ def init_store(plan: DatasetPlan, store_path: Path, marker: Path) -> dict[str, A
 
 
 class ShardRenderer:
-    """Renders, filters and embeds presets of one split; used per shard and by the benchmarks."""
+    """Samples, renders, filters and embeds presets of one split through the render core.
+
+    A candidate refused by the check is replaced by the next attempt for the same index (a pure function of
+    ``(seed, split, index, attempt)``), so a split is the same whatever its sharding. Used per shard and by
+    the benchmarks.
+    """
 
     def __init__(self, plan: DatasetPlan) -> None:
         self.plan = plan
         self.sampler = PresetSampler(plan.spec, plan.cfg["seed"], plan.split)
-        plugin = plan.synth_cfg.get("plugin")
-        self.engines: dict[int, Engine] = {
-            sr: make_engine(plan.spec, s, plugin) for sr, s in plan.render_settings.items()
-        }
-        r = plan.cfg["render"]
-        self.rms_min, self.rms_max, self.max_attempts = r["rms_min"], r["rms_max"], r["max_attempts"]
-        self.primary = plan.sample_rates[0]
+        self.core = plan.render_embedder()
+        self.max_attempts = plan.render.max_attempts
         self.rejections: Counter[str] = Counter()
         # one audio buffer per sample rate, reused batch after batch: memory stays flat, no re-allocation
-        bs = int(plan.cfg["dataset"]["batch_size"])
-        self._buffers = {sr: np.empty((bs, s.n_samples), dtype=np.float32) for sr, s in plan.render_settings.items()}
-        self.render_seconds = 0.0
-        self.embed_seconds = 0.0
+        self._buffers = {sr: np.empty((plan.batch_size, s.n_samples), dtype=np.float32)
+                         for sr, s in plan.render_settings.items()}
+
+    @property
+    def render_seconds(self) -> float:
+        return self.core.render_seconds
+
+    @property
+    def embed_seconds(self) -> float:
+        return self.core.embed_seconds
 
     def accept(self, index: int) -> tuple[np.ndarray, dict[int, np.ndarray], float, int]:
         """First candidate of ``index`` whose render is finite and within the RMS range."""
         for attempt in range(self.max_attempts):
             preset = self.sampler.sample_one(index, attempt)
-            plugin_vec = self.plan.spec.to_plugin(preset[None, :])[0]
-            t0 = time.perf_counter()
-            audio = self.engines[self.primary].render(plugin_vec)
-            self.render_seconds += time.perf_counter() - t0
-            if not np.all(np.isfinite(audio)):
-                self.rejections["non_finite"] += 1
+            check, audios = self.core.render_checked(self.plan.spec.to_plugin(preset[None, :])[0])
+            if audios is None:
+                self.rejections[check.reason] += 1
                 continue
-            level = rms(audio)
-            if level < self.rms_min:
-                self.rejections["too_quiet"] += 1
-                continue
-            if level > self.rms_max:
-                self.rejections["too_loud"] += 1
-                continue
-            audios = {self.primary: audio}
-            t0 = time.perf_counter()
-            for sr, engine in self.engines.items():
-                if sr != self.primary:
-                    audios[sr] = engine.render(plugin_vec)
-            self.render_seconds += time.perf_counter() - t0
-            return preset, audios, level, attempt
+            return preset, audios, check.level, attempt
         raise StoreError(
             f"{self.plan.synth}/{self.plan.split}: preset index {index}: {self.max_attempts} consecutive "
             f"candidates rejected ({dict(self.rejections)}); check the spec's ranges or render.rms_min/max"
         )
 
-    def embed(self, audios: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
-        """Embed a render batch with every representation, a few clips at a time.
-
-        Blocks (the representations' own CPU block size) are the outer loop so that representations sharing
-        an STFT (mel128, mfcc40) reuse the same block's power spectrogram while it is still in cache.
-        """
-        t0 = time.perf_counter()
-        batches = {sr: torch.from_numpy(a) for sr, a in audios.items()}  # (B, T) per sample rate, no copy
-        n = len(next(iter(audios.values())))
-        block = min((rep.cpu_block or n for rep, _ in self.plan.reps.values()), default=n)
-        parts: dict[str, list[np.ndarray]] = {key: [] for key in self.plan.reps}
-        for b0 in range(0, n, block):
-            blocks = {sr: x[b0:b0 + block] for sr, x in batches.items()}
-            for key, (rep, red) in self.plan.reps.items():
-                # accept() has already checked every clip for NaN/inf: skip the per-representation re-check
-                out = rep(blocks[rep.sample_rate], red, check_input=False)
-                parts[key].append(np.asarray(out, dtype=np.float32))
-        self.embed_seconds += time.perf_counter() - t0
-        return {key: np.concatenate(p) for key, p in parts.items()}
-
     def rows(self, start: int, stop: int, progress: tqdm | None = None) -> dict[str, np.ndarray]:
         """Compute every array's rows ``[start, stop)`` in batches of ``dataset.batch_size``."""
-        bs = int(self.plan.cfg["dataset"]["batch_size"])
+        bs = self.plan.batch_size
         presets, levels, attempts = [], [], []
         embs: dict[str, list[np.ndarray]] = {k: [] for k in self.plan.reps}
         buffers = self._buffers
@@ -220,7 +140,7 @@ class ShardRenderer:
                     buffers[sr][row] = a
                 if progress is not None:
                     progress.update(1)
-            for key, e in self.embed({sr: buf[: b1 - b0] for sr, buf in buffers.items()}).items():
+            for key, e in self.core.embed({sr: buf[: b1 - b0] for sr, buf in buffers.items()}).items():
                 embs[key].append(e)
         return {
             "presets": np.stack(presets).astype(np.float32),

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from synthproxy.encoders.layout import PresetLayout
 from synthproxy.errors import SpecError
+from synthproxy.synths.layout import PresetLayout
 
 KINDS = ("num", "bin", "cat")
 _PARAM_KEYS = {

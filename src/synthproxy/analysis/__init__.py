@@ -1,1 +1,0 @@
-"""analysis domain of synthproxy."""

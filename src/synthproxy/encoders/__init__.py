@@ -1,1 +1,0 @@
-"""encoders domain of synthproxy."""

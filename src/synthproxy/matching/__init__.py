@@ -1,1 +1,0 @@
-"""matching domain of synthproxy."""
