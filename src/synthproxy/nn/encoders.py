@@ -98,11 +98,6 @@ class PresetEncoder(nn.Module):
         self.layout = layout
         self.out_dim = int(out_dim)
 
-    @property
-    def num_parameters(self) -> int:
-        """Total number of parameters (what Table 2 reports)."""
-        return sum(p.numel() for p in self.parameters())
-
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         """Check the batch shape and cast to the parameters' dtype (presets are often stored as float64)."""
         check_preset_batch(x, self.layout)

@@ -12,7 +12,7 @@ This module deliberately does not import torch: a layout is cheap, hashable meta
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -81,11 +81,6 @@ class PresetLayout:
         return len(self.kinds)
 
     @property
-    def num_columns(self) -> int:
-        """Number of preset columns ``N_s``."""
-        return len(self.kinds)
-
-    @property
     def noncat_indices(self) -> tuple[int, ...]:
         """Columns represented by their raw value (numerical and binary), in spec order."""
         return tuple(i for i, k in enumerate(self.kinds) if k != "cat")
@@ -123,8 +118,3 @@ class PresetLayout:
     def counts(self) -> dict[str, int]:
         """Number of columns of each kind, e.g. ``{"num": 92, "bin": 0, "cat": 8}`` for Dexed."""
         return {k: sum(1 for kind in self.kinds if kind == k) for k in VALID_KINDS}
-
-
-def layout_from_pairs(pairs: Sequence[tuple[str, int]]) -> PresetLayout:
-    """Build a layout from ``(kind, cardinality)`` pairs, one per column, in spec order."""
-    return PresetLayout(kinds=tuple(k for k, _ in pairs), cardinalities=tuple(c for _, c in pairs))

@@ -60,11 +60,6 @@ class ParamSpec:
         """Number of discrete values (0 for continuous parameters)."""
         return 0 if self.values is None else len(self.values)
 
-    def nearest_index(self, plugin_value: float) -> int:
-        """Index of the discrete value closest to ``plugin_value`` (used when importing presets)."""
-        assert self.values is not None
-        return int(np.argmin(np.abs(np.asarray(self.values) - plugin_value)))
-
 
 @dataclass(frozen=True)
 class SynthSpec:

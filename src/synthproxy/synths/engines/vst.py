@@ -77,13 +77,6 @@ class VSTEngine(Engine):
             except Exception as exc:  # DawDreamer raises a bare RuntimeError
                 raise PluginNotFoundError(f"could not load plugin {self.plugin_path}: {exc}") from exc
 
-    def parameter_text(self, name: str, value: float) -> str:
-        """The plugin's display text for a parameter value (used to derive discrete values)."""
-        proc = self._new_processor()
-        idx = int(self._plugin_index[[p.name for p in self.spec.params].index(name)])
-        proc.set_parameter(idx, float(value))
-        return proc.get_parameter_text(idx)
-
     def render(self, plugin_vector: np.ndarray) -> np.ndarray:
         s = self.settings
         proc = self._new_processor()  # fresh instance: reverb tails and voices never leak
