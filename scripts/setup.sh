@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Set up synthproxy on a fresh Debian/Ubuntu machine; safe to run again (does only what is missing).
-#   - Debian packages: amsynth (the amSynth VST2 plugin and its preset banks)
+#   - Debian packages: amsynth (the amSynth VST2 plugin and its preset banks), fluidsynth and
+#     fluid-soundfont-gm (the out-of-domain NSynth-like set)
 #   - .venv with Python >= 3.11, the pinned dependencies of requirements.lock, and the package (editable)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(amsynth)
+APT_PACKAGES=(amsynth fluidsynth fluid-soundfont-gm)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
