@@ -52,6 +52,18 @@ def test_spearman_scores():
     assert spearman_scores(shuffled)[0] < 0.8
 
 
+@pytest.mark.parametrize("steps", [5, 20])
+def test_noise_representation_scores_zero_and_a_perfect_one_scores_one(steps):
+    """The official score leaves the anchor out: noise scores ~0 (the anchor kept: exactly 3 / (steps + 1))."""
+    rng = np.random.default_rng(0)
+    draws = [spearman_scores(rng.normal(size=(steps, 32))) for _ in range(1500)]
+    kept = [spearman_scores(rng.normal(size=(steps, 32)), exclude_anchor=False) for _ in range(1500)]
+    assert np.mean(draws) == pytest.approx(0.0, abs=0.03)
+    assert np.mean(kept) == pytest.approx(3 / (steps + 1), abs=0.03)
+    monotone = np.cumsum(rng.uniform(0.1, 1.0, size=(steps, 8)), axis=0)  # every feature grows along the sweep
+    assert spearman_scores(monotone) == pytest.approx((1.0, 1.0))
+
+
 def test_rank_group_end_to_end_with_learned_and_missing_models(tmp_path):
     settings = {
         "render": {"note": 60, "velocity": 100, "note_duration": 2.0, "duration": 5.0, "block_size": 512,

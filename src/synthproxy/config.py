@@ -133,8 +133,8 @@ def validate_config(config: dict[str, Any], base_dir: str | Path = ".") -> dict[
         for key, split in wanted:
             if split not in splits:
                 raise ConfigError(f"{key}: split '{split}' is not in dataset.splits ({sorted(splits)})")
-        if tr["lr_from_hpo"] and "hpo" not in tr:
-            raise ConfigError("training.lr_from_hpo: true needs a training.hpo section")
+        if tr["optimizer_from_hpo"] and "hpo" not in tr:
+            raise ConfigError("training.optimizer_from_hpo: true needs a training.hpo section")
 
     chunk = cfg.get("dataset", {}).get("chunk_rows", 1)
     for split, s in cfg.get("dataset", {}).get("splits", {}).items():

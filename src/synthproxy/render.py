@@ -31,16 +31,19 @@ REJECTION_REASONS = ("too_quiet", "too_loud", "non_finite")
 
 @dataclass(frozen=True)
 class RenderConfig:
-    """The config's ``render`` section: MIDI note and durations, host block size, and the RMS filter."""
+    """The config's ``render`` section: MIDI note and durations, host block size, the final fade-out and the RMS
+    filter. The official renderer (pcmbs/synth-proxy) hosts plugins with block size 128 and fades the last
+    0.1 s out linearly before the RMS check; both are the defaults here."""
 
     note: int = 60
     velocity: int = 100
     note_duration: float = 2.0
     duration: float = 5.0
-    block_size: int = 512
+    block_size: int = 128
     rms_min: float = 0.01
     rms_max: float = 1.0
     max_attempts: int = 64
+    fade_out: float = 0.1
 
     @classmethod
     def from_config(cls, render: Mapping[str, Any]) -> RenderConfig:
@@ -53,6 +56,17 @@ class RenderConfig:
     def meta(self, keys: tuple[str, ...]) -> dict[str, Any]:
         """The settings ``keys`` as a dict, for store attributes."""
         return {k: getattr(self, k) for k in keys}
+
+
+def fade_out(audio: np.ndarray, sample_rate: int, seconds: float) -> np.ndarray:
+    """Multiply the last ``seconds`` of ``audio`` by a linear ramp from 1 to 0 (in place; returns ``audio``).
+
+    As the official renderer: ``n = int(sample_rate * seconds)`` samples times ``linspace(1, 0, n)``.
+    """
+    n = min(int(sample_rate * seconds), len(audio))
+    if n > 0:
+        audio[-n:] = (audio[-n:] * np.linspace(1.0, 0.0, n)).astype(audio.dtype)
+    return audio
 
 
 @dataclass(frozen=True)
@@ -110,7 +124,7 @@ class RenderEmbedder:
         t0 = time.perf_counter()
         audio = engine.render(plugin_vector)
         self.render_seconds += time.perf_counter() - t0
-        return audio
+        return fade_out(audio, engine.settings.sample_rate, self.render_config.fade_out)
 
     def check(self, audio: np.ndarray) -> Check:
         """Non-finite, quieter than ``rms_min`` or louder than ``rms_max`` → refused, with the reason."""

@@ -112,7 +112,7 @@ def train_settings(synth, arch, input):
     out = _arch_train_settings(arch)
     # Snakemake reruns a training when its settings change: the old run's checkpoints are archived, not resumed
     out.setdefault("on_stale_checkpoint", "archive")
-    if not TRAINING["lr_from_hpo"] and "lr" in TRAINING["archs"][arch]:
+    if not TRAINING["optimizer_from_hpo"] and "lr" in TRAINING["archs"][arch]:
         out["lr"] = TRAINING["archs"][arch]["lr"]
     return json.dumps(out, sort_keys=True)
 
@@ -122,7 +122,7 @@ def train_inputs(wildcards):
         "train": f"results/data/{wildcards.synth}/{TRAINING['train_split']}.stats.json",
         "val": f"results/data/{wildcards.synth}/{TRAINING['val_split']}.stats.json",
     }
-    if TRAINING["lr_from_hpo"]:
+    if TRAINING["optimizer_from_hpo"]:
         inputs["hpo"] = f"results/hpo/{wildcards.synth}/{wildcards.arch}/best_params.json"
     return inputs
 
@@ -130,10 +130,13 @@ def train_inputs(wildcards):
 def hpo_settings(synth, arch):
     h = TRAINING["hpo"]
     train = _arch_train_settings(arch)
-    train.pop("epochs", None)
-    train.pop("seed", None)
+    # trials train one epoch with the HPO schedule of hpo_spaces.yaml, validated once at the end
+    for key in ("epochs", "seed", "constant_steps", "constant_fraction", "restart_fraction",
+                "validations_per_epoch"):
+        train.pop(key, None)
     out = dict(h.get("settings", {}))
-    out.update(synth=synth, space=h["space"], seed=TRAINING["seed"], train=train)
+    out.update(synth=synth, space=h["space"], seed=TRAINING["seed"], train=train,
+               prune_train_loss=h["prune_train_loss"])
     for key in ("n_trials", "n_startup_trials"):
         if h[key] is not None:
             out[key] = h[key]

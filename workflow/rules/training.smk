@@ -41,7 +41,7 @@ if TRAINING:
             train=lambda w: store(w.synth, TRAINING["train_split"]),
             val=lambda w: store(w.synth, TRAINING["val_split"]),
             out=lambda w, output: os.path.dirname(output.summary),
-            lr_from=lambda w, input: f"--lr-from {input.hpo}" if "hpo" in input.keys() else "",
+            optimizer_from=lambda w, input: f"--optimizer-from {input.hpo}" if "hpo" in input.keys() else "",
         log:
             "logs/training/train_encoder/{synth}_{arch}.log",
         conda:
@@ -54,7 +54,7 @@ if TRAINING:
         shell:
             "python -m synthproxy train-encoder --train-store {params.train} --val-store {params.val} "
             "--embedding {params.embedding} --arch {wildcards.arch} --out-dir {params.out} "
-            "--threads {threads} --settings-json {params.settings:q} --summary {output.summary} {params.lr_from} "
+            "--threads {threads} --settings-json {params.settings:q} --summary {output.summary} {params.optimizer_from} "
             "> {log} 2>&1"
 
     rule evaluate_synthetic:

@@ -57,7 +57,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int)
     p.add_argument("--settings-json", help="other TrainSettings fields as JSON (or @file.json)")
     p.add_argument("--summary", type=Path, help="write the run's summary (best scores, paths) as JSON")
-    p.add_argument("--lr-from", type=Path, help="an HPO best_params.json whose learning rate to use")
+    p.add_argument("--optimizer-from", type=Path,
+                   help="an HPO best_params.json whose optimizer (lr, betas, eps) to use")
 
 
 @command("train-encoder", _train_args)
@@ -70,9 +71,10 @@ def train_encoder(args: argparse.Namespace) -> int:
     names = ["train_store", "val_store", "embedding", "arch", "out_dir", "epochs", "batch_size", "lr", "seed",
              "device", "threads"]
     settings = settings_json(args.settings_json) | explicit(args, names)
-    if args.lr_from:
-        settings = settings_from_hpo(settings, args.lr_from)
-    summary = run_summary(run(TrainSettings.from_dict(settings)), args.arch, settings.get("lr"))
+    if args.optimizer_from:
+        settings = settings_from_hpo(settings, args.optimizer_from)
+    train_settings = TrainSettings.from_dict(settings)
+    summary = run_summary(run(train_settings), train_settings)
     if args.summary:
         write_json_atomic(args.summary, summary)
     log.info("training done: %s", json.dumps(summary))

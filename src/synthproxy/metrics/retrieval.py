@@ -3,7 +3,16 @@
 A preset encoder is good when, for the audio embedding ``target[q]`` of preset ``q``, its own prediction
 ``pred[q]`` is the closest (in L1) among the predictions of a set of ``K`` candidate presets. The rank
 ``r_q`` of ``pred[q]`` in that sorted list gives the reciprocal rank ``1/r_q``; the MRR is its mean over
-``Q`` queries. Two ways of choosing candidates appear in the paper, both implemented by :func:`mrr`:
+``Q`` queries.
+
+Two directions (``direction``), because the paper's text and its official evaluation code differ:
+
+* ``"audio_to_preset"`` (default; Appendix 11.2's text, and the official *validation*): the query is the
+  audio embedding ``target[q]``, the candidates are the predictions ``pred[i]``;
+* ``"preset_to_audio"`` (the official *evaluation* code behind Tables 3-4): the query is the prediction
+  ``pred[q]``, the candidates are the audio embeddings ``target[i]``.
+
+Two ways of choosing candidates appear in the paper, both implemented by :func:`mrr`:
 
 * ``mode="pool"`` (evaluation, Sec. 6.1.2): one pool of ``K`` presets; every preset of the pool is a query
   (``Q = K``) and every preset of the pool is a candidate for every query.
@@ -31,6 +40,8 @@ import torch
 from synthproxy.errors import ConfigError
 
 Ties = Literal["expected", "optimistic", "pessimistic"]
+Direction = Literal["audio_to_preset", "preset_to_audio"]
+DIRECTIONS: tuple[str, ...] = ("audio_to_preset", "preset_to_audio")
 _EULER_GAMMA = 0.5772156649015329
 
 
@@ -83,6 +94,7 @@ def reciprocal_ranks(
     generator: torch.Generator | None = None,
     ties: Ties = "expected",
     max_block_elements: int = 2**24,
+    direction: Direction = "audio_to_preset",
 ) -> torch.Tensor:
     """Per-query reciprocal ranks (float64, shape (Q,)); :func:`mrr` is their mean.
 
@@ -96,20 +108,25 @@ def reciprocal_ranks(
             ``Q * k`` are left out. ``None`` uses the rows in order (the caller has shuffled them).
         ties: how exactly tied distances rank, see the module docstring.
         max_block_elements: bound on distance-matrix entries held at once (memory for K = 4096).
+        direction: ``audio_to_preset`` (queries are audio embeddings, candidates predictions) or
+            ``preset_to_audio`` (the reverse), see the module docstring.
     """
     pred, target = _check_pair(pred, target)
+    if direction not in DIRECTIONS:
+        raise ConfigError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    queries, candidates = (target, pred) if direction == "audio_to_preset" else (pred, target)
     n = pred.shape[0]
     if ties not in ("expected", "optimistic", "pessimistic"):
         raise ConfigError(f"ties must be 'expected', 'optimistic' or 'pessimistic', got {ties!r}")
     # Distances in float64 (converted block by block, so big float32 inputs are not copied whole): sums of
     # 192 absolute differences in float32 would reorder near-equal candidates and hide exact ties.
     if mode == "pool":
-        pred = pred.to(torch.float64)
+        cand = candidates.to(torch.float64)
         out = []
         step = _block_rows(n, max_block_elements)
         for s in range(0, n, step):
-            q = target[s : s + step].to(torch.float64)
-            d = torch.cdist(q, pred, p=1.0)  # (block, N): distance of target q to every prediction
+            q = queries[s : s + step].to(torch.float64)
+            d = torch.cdist(q, cand, p=1.0)  # (block, N): distance of query q to every candidate
             idx = torch.arange(s, s + q.shape[0], device=d.device)
             d_match = d[torch.arange(q.shape[0], device=d.device), idx]
             out.append(_reciprocal_rank(d, d_match, ties))
@@ -130,8 +147,8 @@ def reciprocal_ranks(
         step = _block_rows(k, max_block_elements)
         for s in range(0, n_groups, step):
             g = order[s : s + step]
-            cand = pred[g].to(torch.float64)  # (B, K, D)
-            q = target[g[:, 0]][:, None, :].to(torch.float64)  # (B, 1, D)
+            cand = candidates[g].to(torch.float64)  # (B, K, D)
+            q = queries[g[:, 0]][:, None, :].to(torch.float64)  # (B, 1, D)
             d = torch.cdist(q, cand, p=1.0)[:, 0, :]  # (B, K)
             out.append(_reciprocal_rank(d, d[:, 0], ties))
         return torch.cat(out)
@@ -146,9 +163,10 @@ def mrr(
     generator: torch.Generator | None = None,
     ties: Ties = "expected",
     max_block_elements: int = 2**24,
+    direction: Direction = "audio_to_preset",
 ) -> float:
     """Mean reciprocal rank (Appendix 11.2) with L1 distances, in (0, 1]; see :func:`reciprocal_ranks`."""
-    return float(reciprocal_ranks(pred, target, mode, k, generator, ties, max_block_elements).mean())
+    return float(reciprocal_ranks(pred, target, mode, k, generator, ties, max_block_elements, direction).mean())
 
 
 def mean_l1(pred: torch.Tensor, target: torch.Tensor) -> float:
@@ -176,9 +194,12 @@ def evaluate_runs(
     ``k`` presets every run uses the whole set and the runs are identical (the paper's remark on TAL-NM).
     Standard deviations are population standard deviations over runs (0 for a single run).
 
+    Both MRR directions are computed on the same pools: ``mrr_audio_to_preset_*`` (the paper's text) and
+    ``mrr_preset_to_audio_*`` (the official evaluation code); ``mrr_mean``/``mrr_std`` repeat the first.
+
     Returns:
-        ``mrr_mean``, ``mrr_std``, ``l1_mean``, ``l1_std``, ``n_runs``, ``k`` (the pool size used) and
-        ``n_presets``.
+        ``mrr_audio_to_preset_mean/_std``, ``mrr_preset_to_audio_mean/_std``, ``mrr_mean``, ``mrr_std``,
+        ``l1_mean``, ``l1_std``, ``n_runs``, ``k`` (the pool size used) and ``n_presets``.
     """
     pred, target = _check_pair(pred, target)
     if int(n_runs) < 1 or int(k) < 1:
@@ -186,17 +207,22 @@ def evaluate_runs(
     n = pred.shape[0]
     k_used = min(int(k), n)
     gen = torch.Generator().manual_seed(int(seed))
-    mrrs, l1s = [], []
+    mrrs: dict[str, list[float]] = {d: [] for d in DIRECTIONS}
+    l1s = []
     for _ in range(int(n_runs)):
         idx = torch.randperm(n, generator=gen)[:k_used].to(pred.device)
         p, t = pred[idx], target[idx]
-        mrrs.append(float(reciprocal_ranks(p, t, "pool", ties=ties).mean()))
+        for d in DIRECTIONS:
+            mrrs[d].append(float(reciprocal_ranks(p, t, "pool", ties=ties, direction=d).mean()))  # type: ignore[arg-type]
         l1s.append(mean_l1(p, t))
-    return {
-        "mrr_mean": float(np.mean(mrrs)), "mrr_std": float(np.std(mrrs)),
+    out: dict[str, float | int] = {}
+    for d in DIRECTIONS:
+        out[f"mrr_{d}_mean"], out[f"mrr_{d}_std"] = float(np.mean(mrrs[d])), float(np.std(mrrs[d]))
+    return out | {
+        "mrr_mean": out["mrr_audio_to_preset_mean"], "mrr_std": out["mrr_audio_to_preset_std"],
         "l1_mean": float(np.mean(l1s)), "l1_std": float(np.std(l1s)),
         "n_runs": int(n_runs), "k": k_used, "n_presets": int(n),
     }
 
 
-__all__ = ["evaluate_runs", "mean_l1", "mrr", "random_mrr", "reciprocal_ranks"]
+__all__ = ["DIRECTIONS", "evaluate_runs", "mean_l1", "mrr", "random_mrr", "reciprocal_ranks"]

@@ -28,7 +28,8 @@ from synthproxy.errors import ConfigError, StoreError
 from synthproxy.pipeline.plan import SynthPlan
 from synthproxy.presets.sampling import PresetSampler
 
-_RENDER_META = ("note", "velocity", "note_duration", "duration", "block_size", "rms_min", "rms_max", "max_attempts")
+_RENDER_META = ("note", "velocity", "note_duration", "duration", "block_size", "rms_min", "rms_max", "max_attempts",
+                "fade_out")
 
 
 @dataclass

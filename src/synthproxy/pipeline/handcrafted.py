@@ -33,7 +33,8 @@ from synthproxy.errors import ConfigError, StoreError
 from synthproxy.pipeline.plan import SynthPlan
 from synthproxy.presets.formats import Collected, get_format
 
-_RENDER_META = ("note", "velocity", "note_duration", "duration", "block_size", "rms_min", "rms_max")
+_RENDER_META = ("note", "velocity", "note_duration", "duration", "block_size", "rms_min", "rms_max",
+                "fade_out")
 
 
 def assign_splits(files: list[str], fractions: tuple[float, float, float], seed: int) -> np.ndarray:

@@ -208,6 +208,11 @@ class HPOSettings:
     train: dict[str, Any] = field(default_factory=dict)
     heartbeat_interval: int | None = 60
     """RDB storages: a trial whose worker stops beating for 2 intervals is marked failed and replaced."""
+    prune_train_loss: float | str | None = "baseline"
+    """Prune a trial (Optuna's PRUNED state) whose final training loss is non-finite or above this value, as the
+    official code does (0.75 with mn04 embeddings). ``"baseline"``: twice the L1 of a constant predictor of the
+    mean training embedding (a diverging trial ends far above it; one epoch of a healthy trial can still be a
+    little above it at small scales); None: prune only non-finite losses."""
 
     def __post_init__(self) -> None:
         self.train_store, self.val_store = Path(self.train_store), Path(self.val_store)
@@ -306,6 +311,8 @@ def run_hpo(settings: HPOSettings | dict[str, Any]) -> HPOResult:
     if study.direction != optuna.study.StudyDirection.MAXIMIZE:
         raise ConfigError(f"study {study_name} in {url} exists with another direction; use another study_name")
 
+    threshold = prune_threshold(s.prune_train_loss, s.train_store, s.embedding)
+
     def objective(trial: Any) -> float:
         trial.set_user_attr(SAMPLER_ATTR, sampler.phase(trial.number))
         values = suggest(trial, params)
@@ -319,11 +326,16 @@ def run_hpo(settings: HPOSettings | dict[str, Any]) -> HPOResult:
         try:
             result = train_encoder(TrainSettings.from_dict(cfg))
         except TrainingError as exc:
-            # A diverged configuration is a result (a bad one), not a crash: TPE learns to avoid it.
+            # A diverged configuration is pruned (as in the official code), not a crash
             trial.set_user_attr("error", str(exc))
-            log.warning("trial %d diverged: %s", trial.number, exc)
-            return 0.0
+            log.warning("trial %d diverged, pruned: %s", trial.number, exc)
+            raise optuna.TrialPruned(str(exc)) from None
         last = result.history[-1]
+        trial.set_user_attr("train_l1", last["train_l1"])
+        if not math.isfinite(last["train_l1"]) or (threshold is not None and last["train_l1"] > threshold):
+            log.warning("trial %d pruned: final training loss %.4g above %.4g", trial.number, last["train_l1"],
+                        threshold)
+            raise optuna.TrialPruned(f"training loss {last['train_l1']:.4g} > {threshold}")
         trial.set_user_attr("val_l1", last["val_l1"])
         trial.set_user_attr("n_params", result.n_params)
         trial.set_user_attr("seconds", last["seconds"])
@@ -340,8 +352,9 @@ def run_hpo(settings: HPOSettings | dict[str, Any]) -> HPOResult:
     finished = _finished(study)
     csv_path = s.out_dir / "trials.csv"
     _write_trials_csv(study, csv_path)
-    best = max(finished, key=lambda t: t.value if t.value is not None and math.isfinite(t.value) else -1.0,
-               default=None)
+    complete = [t for t in finished if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None
+                and math.isfinite(t.value)]
+    best = max(complete, key=lambda t: t.value, default=None)  # pruned trials are never the best
     best_params = dict(best.params) if best else {}
     enc, train_over = to_settings(best_params, params, fixed, s.arch) if best else ({}, {})
     result = HPOResult(
@@ -356,6 +369,35 @@ def run_hpo(settings: HPOSettings | dict[str, Any]) -> HPOResult:
                "n_finished": result.n_finished}
     write_json_atomic(s.out_dir / "best_params.json", summary)
     return result
+
+
+BASELINE_FACTOR = 2.0
+"""``prune_train_loss: baseline`` prunes above this multiple of the constant predictor's L1."""
+
+
+def prune_threshold(setting: float | str | None, train_store: Path, embedding: str) -> float | None:
+    """The training-loss threshold above which trials are pruned (see ``HPOSettings.prune_train_loss``)."""
+    if setting is None or (isinstance(setting, int | float) and not isinstance(setting, bool)):
+        return None if setting is None else float(setting)
+    if setting != "baseline":
+        raise ConfigError(f"HPO prune_train_loss must be a number, 'baseline' or null, got {setting!r}")
+    return BASELINE_FACTOR * constant_predictor_l1(train_store, embedding)
+
+
+def constant_predictor_l1(store: Path, embedding: str, batch_rows: int = 65536) -> float:
+    """Mean L1 error of predicting the mean training embedding for every preset (streamed, two passes)."""
+    import numpy as np
+
+    _, _, emb = open_training_store(store, embedding)
+    n = emb.shape[0]
+    total = np.zeros(emb.shape[1])
+    for s in range(0, n, batch_rows):
+        total += np.asarray(emb[s:s + batch_rows], dtype=np.float64).sum(axis=0)
+    mean = total / n
+    err = 0.0
+    for s in range(0, n, batch_rows):
+        err += float(np.abs(np.asarray(emb[s:s + batch_rows], dtype=np.float64) - mean).sum())
+    return err / (n * emb.shape[1])
 
 
 def _write_trials_csv(study: Any, path: Path) -> None:

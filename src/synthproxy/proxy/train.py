@@ -82,6 +82,11 @@ class TrainSettings:
     """Fraction of the steps after which the cosine decay restarts at ``lr``; None/0/1: no restart."""
     constant_fraction: float = 0.0
     """Fraction of the steps at constant ``lr`` before the first decay (the HPO schedule uses 0.75)."""
+    constant_steps: int | None = None
+    """Steps at constant ``lr`` before the first decay; replaces ``constant_fraction`` when set (the official
+    final trainings: 7,500 steps)."""
+    validations_per_epoch: int = 1
+    """Validations (and best-checkpoint decisions) per epoch, evenly spaced (the official trainings: 2)."""
     optimizer: str = "adam"
     """``adam`` (L2 penalty ``weight_decay``) or ``adamw`` (decoupled decay; the reference code, wd=0)."""
     weight_decay: float = 0.0
@@ -110,6 +115,8 @@ class TrainSettings:
     save_checkpoints: bool = True
     max_epochs_per_run: int | None = None
     """Stop after this many epochs in this invocation (time-limited jobs); a rerun resumes."""
+    optimizer_from: str | None = None
+    """Where ``lr``, ``betas`` and ``eps`` come from (an HPO study's ``best_params.json``), for the record."""
 
     def __post_init__(self) -> None:
         self.train_store, self.val_store = Path(self.train_store), Path(self.val_store)
@@ -127,6 +134,8 @@ class TrainSettings:
             (0 <= self.min_lr <= self.lr, "min_lr must be in [0, lr]"),
             (self.restart_fraction is None or 0 <= self.restart_fraction <= 1, "restart_fraction must be in [0, 1]"),
             (0 <= self.constant_fraction < 1, "constant_fraction must be in [0, 1)"),
+            (self.constant_steps is None or int(self.constant_steps) >= 0, "constant_steps must be >= 0"),
+            (int(self.validations_per_epoch) >= 1, "validations_per_epoch must be >= 1"),
             (self.optimizer in ("adam", "adamw"), "optimizer must be 'adam' or 'adamw'"),
             (self.on_stale_checkpoint in ("error", "archive"), "on_stale_checkpoint must be 'error' or 'archive'"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
@@ -165,7 +174,7 @@ class TrainSettings:
 
 RUNTIME_KEYS = frozenset({
     "train_store", "val_store", "out_dir", "device", "prefetch", "threads", "resume", "max_epochs_per_run",
-    "save_checkpoints", "on_stale_checkpoint",
+    "save_checkpoints", "on_stale_checkpoint", "optimizer_from",
 })
 """Settings that do not change what is learned: they may differ when ``last.pt`` is resumed."""
 
@@ -407,7 +416,7 @@ def train_encoder(settings: TrainSettings | dict[str, Any], on_step: StepHook | 
     hyper = s.to_dict()
     steps_per_epoch = len(train)
     sched = CosineRestartSchedule(s.lr, s.min_lr, steps_per_epoch * s.epochs, s.restart_fraction,
-                                  s.constant_fraction)
+                                  s.constant_fraction, constant_steps=s.constant_steps)
     val_seed = s.seed if s.val_seed is None else s.val_seed
 
     def loss_fn(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], _info: StepInfo
@@ -438,7 +447,8 @@ def train_encoder(settings: TrainSettings | dict[str, Any], on_step: StepHook | 
         fit_settings = FitSettings(
             epochs=s.epochs, out_dir=s.out_dir, resume=s.resume, on_stale_checkpoint=s.on_stale_checkpoint,
             save_checkpoints=s.save_checkpoints, max_epochs_per_run=s.max_epochs_per_run,
-            train_loss_name="train_l1", rate_name="presets_per_second", checkpoint_format=CHECKPOINT_FORMAT)
+            validations_per_epoch=s.validations_per_epoch, train_loss_name="train_l1",
+            rate_name="presets_per_second", checkpoint_format=CHECKPOINT_FORMAT)
         result = fit(model, opt, sched, train.epoch, loss_fn, validation, fit_settings,
                      [Selection("best_mrr", "val_mrr", "max"), Selection("best_l1", "val_l1", "min")], meta,
                      _check_resumable(meta), HISTORY_COLUMNS, on_step, _explain_nan(bs), steps_per_epoch)
@@ -451,19 +461,34 @@ def train_encoder(settings: TrainSettings | dict[str, Any], on_step: StepHook | 
     )
 
 
+OPTIMIZER_KEYS = ("lr", "betas", "eps")
+"""What the final trainings take from an HPO study (the official code uses every tuned optimizer value)."""
+
+
 def settings_from_hpo(settings: dict[str, Any], best_params: Path) -> dict[str, Any]:
-    """``settings`` with the learning rate of an HPO study's best trial (``best_params.json``)."""
+    """``settings`` with the optimizer of an HPO study's best trial (``best_params.json``): lr, betas, eps."""
     import json
 
-    best = json.loads(Path(best_params).read_text())
-    if "lr" not in best.get("train", {}):
-        raise ConfigError(f"{best_params}: the best HPO trial sets no learning rate ('train.lr')")
-    return settings | {"lr": float(best["train"]["lr"])}
+    path = Path(best_params)
+    if not path.is_file():
+        raise ConfigError(f"HPO result not found: {path} (run the workflow's hpo step first)")
+    best = json.loads(path.read_text())
+    train = best.get("train", {})
+    if best.get("best_trial") is None and "best_trial" in best:
+        raise ConfigError(f"{path}: the study has no finished trial (every trial was pruned or failed); widen the "
+                          "search space, add trials or set training.hpo.prune_train_loss")
+    if "lr" not in train:
+        raise ConfigError(f"{path}: the best HPO trial sets no learning rate ('train.lr')")
+    tuned = {k: train[k] for k in OPTIMIZER_KEYS if k in train}
+    if "betas" in tuned:
+        tuned["betas"] = tuple(float(b) for b in tuned["betas"])
+    return settings | tuned | {"optimizer_from": str(path)}
 
 
-def run_summary(result: TrainResult, arch: str, lr: float | None) -> dict[str, Any]:
+def run_summary(result: TrainResult, settings: TrainSettings) -> dict[str, Any]:
     """What ``summary.json`` records of a finished training (read by the tables)."""
-    return {"out_dir": str(result.out_dir), "arch": arch, "lr": lr, "epochs_done": result.epochs_done,
+    return {"out_dir": str(result.out_dir), "arch": settings.arch, "lr": settings.lr, "betas": list(settings.betas),
+            "eps": settings.eps, "optimizer_from": settings.optimizer_from, "epochs_done": result.epochs_done,
             "best_mrr": result.best_mrr, "best_mrr_epoch": result.best_mrr_epoch, "best_l1": result.best_l1,
             "best_l1_epoch": result.best_l1_epoch, "n_params": result.n_params,
             "checkpoints": {k: str(v) for k, v in result.checkpoints.items()}}

@@ -22,54 +22,79 @@ def _pm(mean: float, std: float, digits: int = 4) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def synthetic_table(scores: list[Path], out_prefix: Path, caption_extra: str = "") -> pd.DataFrame:
-    """Models × synths, MRR and L1 mean ± std, best per synth in bold (the paper's Table 3)."""
-    rows = [json.loads(Path(p).read_text()) | {"path": str(p)} for p in scores]
-    df = pd.DataFrame(rows)
-    synths = list(dict.fromkeys(df["synth"]))
-    archs = [a for a in ARCH_NAMES if a in set(df["arch"])]
+MRR_COLUMNS = {"audio_to_preset": "MRR a→p", "preset_to_audio": "MRR p→a"}
+MRR_CAPTION = ("MRR a→p: each audio embedding is the query and the encoder's predictions are the candidates (the "
+               "paper's Appendix 11.2); MRR p→a: each prediction is the query and the audio embeddings are the "
+               "candidates (the official evaluation code behind the paper's Tables 3-4).")
+SCORES = ("mrr_audio_to_preset", "mrr_preset_to_audio", "l1")
+
+
+def _scores(paths: list[Path]) -> pd.DataFrame:
+    return pd.DataFrame([json.loads(Path(p).read_text()) for p in paths])
+
+
+def _long(df: pd.DataFrame, archs: list[str]) -> pd.DataFrame:
+    """One row per (synth, encoder) with the numeric mean and std of every score."""
+    cols = [f"{m}_{s}" for m in SCORES for s in ("mean", "std")] + [c for c in df.columns if c.endswith("_pct")]
+    rows = []
+    for synth in dict.fromkeys(df["synth"]):
+        d = df[df["synth"] == synth].set_index("arch")
+        rows += [{"synth": synth, "encoder": ARCH_NAMES[a], **{c: d.loc[a, c] for c in cols}} for a in archs
+                 if a in d.index]
+    return pd.DataFrame(rows)
+
+
+def _wide(df: pd.DataFrame, archs: list[str], deltas: pd.DataFrame | None = None
+          ) -> tuple[pd.DataFrame, dict[str, set[int]]]:
+    """Encoders × (synth, score) as ``mean ± std``, best per column in bold; ``deltas``: Δ % columns."""
     table = pd.DataFrame({"encoder": [ARCH_NAMES[a] for a in archs]})
     bold: dict[str, set[int]] = {}
-    for synth in synths:
+    for synth in dict.fromkeys(df["synth"]):
         d = df[df["synth"] == synth].set_index("arch")
-        for col, metric in ((f"{synth} MRR ↑", "mrr"), (f"{synth} L1 ↓", "l1")):
-            table[col] = [_pm(d.loc[a, f"{metric}_mean"], d.loc[a, f"{metric}_std"]) if a in d.index else ""
-                          for a in archs]
         present = [a for a in archs if a in d.index]
-        bold[f"{synth} MRR ↑"] = {archs.index(max(present, key=lambda a: d.loc[a, "mrr_mean"]))}
-        bold[f"{synth} L1 ↓"] = {archs.index(min(present, key=lambda a: d.loc[a, "l1_mean"]))}
-    first = rows[0]
-    caption = (f"Preset encoders on synthetic test presets: MRR and mean L1 error, mean ± std over {first['n_runs']} "
-               f"runs of K = Q = {first['k']} presets (paper Sec. 6.1.2); target representation "
-               f"{first['embedding']}. Best per synth in bold.{caption_extra}")
-    write_table(table, out_prefix, caption, bold=bold)
+        for metric in SCORES:
+            name = f"{synth} {MRR_COLUMNS.get(metric.removeprefix('mrr_'), 'L1')} {'↓' if metric == 'l1' else '↑'}"
+            table[name] = [_pm(d.loc[a, f"{metric}_mean"], d.loc[a, f"{metric}_std"]) if a in d.index else ""
+                           for a in archs]
+            pick = min if metric == "l1" else max
+            bold[name] = {archs.index(pick(present, key=lambda a, m=metric: d.loc[a, f"{m}_mean"]))}
+            if deltas is not None:
+                dd = deltas[deltas["synth"] == synth].set_index("arch")
+                table[f"{synth} Δ{name.split(' ', 1)[1][:-2]} %"] = [
+                    f"{dd.loc[a, f'{metric}_delta_pct']:+.1f}" if a in dd.index else "" for a in archs]
+    return table, bold
+
+
+def synthetic_table(scores: list[Path], out_prefix: Path, caption_extra: str = "") -> pd.DataFrame:
+    """Models × synths, MRR (both directions) and L1 mean ± std, best per synth in bold (the paper's Table 3)."""
+    df = _scores(scores)
+    archs = [a for a in ARCH_NAMES if a in set(df["arch"])]
+    table, bold = _wide(df, archs)
+    first = df.iloc[0]
+    caption = (f"Preset encoders on synthetic test presets: MRR and mean L1 error, mean ± std over "
+               f"{int(first['n_runs'])} runs of K = Q = {int(first['k'])} presets (paper Sec. 6.1.2); target "
+               f"representation {first['embedding']}. {MRR_CAPTION} Best per synth in bold.{caption_extra}")
+    write_table(table, out_prefix, caption, bold=bold, csv=_long(df, archs))
     return table
 
 
 def handcrafted_table(hand: list[Path], synthetic: list[Path], out_prefix: Path) -> pd.DataFrame:
-    """Table 4: encoders on hand-crafted presets, with the relative difference to synthetic results."""
-    h = pd.DataFrame([json.loads(Path(p).read_text()) for p in hand])
-    s = pd.DataFrame([json.loads(Path(p).read_text()) for p in synthetic]).set_index(["synth", "arch"])
+    """Table 4: encoders on hand-crafted presets, with the relative difference (Δ %) to synthetic results."""
+    h = _scores(hand)
+    s = _scores(synthetic).set_index(["synth", "arch"])
     archs = [a for a in ARCH_NAMES if a in set(h["arch"])]
-    table = pd.DataFrame({"encoder": [ARCH_NAMES[a] for a in archs]})
-    bold: dict[str, set[int]] = {}
-    for synth in dict.fromkeys(h["synth"]):
-        d = h[h["synth"] == synth].set_index("arch")
-        mrr_col, l1_col = f"{synth} MRR ↑", f"{synth} L1 ↓"
-        table[mrr_col] = [_pm(d.loc[a, "mrr_mean"], d.loc[a, "mrr_std"]) for a in archs]
-        table[f"{synth} ΔMRR %"] = [
-            f"{100 * (d.loc[a, 'mrr_mean'] / s.loc[(synth, a), 'mrr_mean'] - 1):+.1f}" for a in archs]
-        table[l1_col] = [_pm(d.loc[a, "l1_mean"], d.loc[a, "l1_std"]) for a in archs]
-        table[f"{synth} ΔL1 %"] = [
-            f"{100 * (d.loc[a, 'l1_mean'] / s.loc[(synth, a), 'l1_mean'] - 1):+.1f}" for a in archs]
-        bold[mrr_col] = {archs.index(max(archs, key=lambda a: d.loc[a, "mrr_mean"]))}
-        bold[l1_col] = {archs.index(min(archs, key=lambda a: d.loc[a, "l1_mean"]))}
+    for metric in SCORES:
+        h[f"{metric}_delta_pct"] = [100 * (r[f"{metric}_mean"] / s.loc[(r["synth"], r["arch"]), f"{metric}_mean"] - 1)
+                                    for _, r in h.iterrows()]
+    table, bold = _wide(h, archs, deltas=h)
+    long = _long(h, archs)
+    long["n_presets"] = [int(h[h["synth"] == syn]["n_presets"].iloc[0]) for syn in long["synth"]]
     first = h.iloc[0]
     n = ", ".join(f"{sy}: {int(x)}" for sy, x in h.groupby("synth")["n_presets"].first().items())
     caption = (f"Synthetic-trained preset encoders on hand-crafted presets ({n} presets): MRR and mean L1, mean ± "
                f"std over {int(first['n_runs'])} runs of K = Q = {int(first['k'])} presets (all presets when fewer); "
-               "Δ: relative difference to the same encoder on synthetic test presets.")
-    write_table(table, out_prefix, caption, bold=bold)
+               f"Δ: relative difference to the same encoder on synthetic test presets. {MRR_CAPTION}")
+    write_table(table, out_prefix, caption, bold=bold, csv=long)
     return table
 
 

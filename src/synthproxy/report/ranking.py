@@ -15,8 +15,11 @@ def summarize_ranking(score_csvs: list[Path], side_jsons: list[Path], out_prefix
     """Table (best reduction per representation) and a Fig.-2-like plot, plus the skipped list."""
     df = pd.concat([pd.read_csv(p) for p in score_csvs], ignore_index=True)
     skipped: dict[str, str] = {}
+    anchors = set()
     for p in side_jsons:
-        skipped.update(json.loads(Path(p).read_text())["skipped"])
+        side = json.loads(Path(p).read_text())
+        skipped.update(side["skipped"])
+        anchors.add(side.get("exclude_anchor", False))
     # The paper keeps, per representation, the reduction with the best overall mean.
     overall = df.groupby(["representation", "reduction"])["spearman"].mean()
     best = {rep: overall[rep].idxmax() for rep in df["representation"].unique()}
@@ -41,7 +44,12 @@ def summarize_ranking(score_csvs: list[Path], side_jsons: list[Path], out_prefix
     n = df.groupby(["group", "representation"]).size().iloc[0]
     caption = (f"Sound-attribute ranking on {synth}: Spearman correlation of L1-distance rankings with the true "
                f"parameter order, mean ± std over {n} rankings per parameter (best reduction per representation; "
-               "best per row in bold).")
+               "best per row in bold). ")
+    if anchors == {True}:
+        caption += "The anchor sound is left out of its own ranking (the official score)."
+    else:
+        caption += ("The anchor sound is kept in its own ranking (inflated: a noise representation scores "
+                    "3 / (steps + 1) on average, e.g. 0.14 at 20 steps, not 0).")
     if skipped:
         def short(reason: str) -> str:  # "... put it at /path/file.pt" → the file to provide
             if "put it at " in reason:

@@ -34,7 +34,8 @@ def to_latex(df: pd.DataFrame, caption: str, label: str, bold: dict[str, set[int
     """A booktabs LaTeX table (no pandas Styler: it needs jinja2 and gives little control)."""
     bold = bold or {}
     cols = list(df.columns)
-    align = "".join("l" if df[c].dtype == object else "r" for c in cols)
+    # text left, numbers right (pandas >= 3 stores text as the "str" dtype, not object)
+    align = "".join("l" if df[c].dtype == object or pd.api.types.is_string_dtype(df[c].dtype) else "r" for c in cols)
     lines = [
         r"\begin{table}[t]", r"\centering", rf"\caption{{{_latex_escape(caption)}}}", rf"\label{{{label}}}",
         rf"\begin{{tabular}}{{{align}}}", r"\toprule",
@@ -57,15 +58,19 @@ def _fmt(v: object) -> str:
 
 
 def write_table(df: pd.DataFrame, prefix: Path | str, caption: str, formats: Sequence[str] = ("csv", "md", "tex"),
-                bold: dict[str, set[int]] | None = None) -> list[Path]:
-    """Write ``prefix.csv/.md/.tex``; returns the paths written. The Markdown starts with the caption."""
+                bold: dict[str, set[int]] | None = None, csv: pd.DataFrame | None = None) -> list[Path]:
+    """Write ``prefix.csv/.md/.tex``; returns the paths written. The Markdown starts with the caption.
+
+    ``csv`` replaces ``df`` in the CSV file: a long table of plain numbers for machines, while Markdown and
+    LaTeX show the formatted ``df`` (e.g. ``mean ± std`` columns per synth).
+    """
     prefix = Path(prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     out = []
     for fmt in formats:
         path = prefix.with_suffix(f".{fmt}")
         if fmt == "csv":
-            write_text_atomic(path, df.to_csv(index=False))
+            write_text_atomic(path, (df if csv is None else csv).to_csv(index=False))
         elif fmt == "md":
             write_text_atomic(path, f"{caption}\n\n" + to_markdown(df, bold))
         elif fmt == "tex":

@@ -9,9 +9,12 @@ the middle of the group's interval.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import yaml
+
+from synthproxy.errors import PluginNotFoundError
 
 
 @dataclass
@@ -26,11 +29,16 @@ class ProbedParameter:
 def probe_plugin(plugin: str, grid: int = 401, max_discrete: int = 32) -> list[ProbedParameter]:
     import dawdreamer
 
-    from synthproxy.synths.engines import _quiet_stdout, check_plugin_path
+    from synthproxy.synths.engines import quiet_native_output
 
-    check_plugin_path(plugin, "probe")
-    with _quiet_stdout():
-        proc = dawdreamer.RenderEngine(44100, 512).make_plugin_processor("probe", plugin)
+    if not Path(plugin).expanduser().exists():
+        raise PluginNotFoundError(f"--plugin {plugin}: plugin file not found")
+    engine = dawdreamer.RenderEngine(44100, 512)  # keep a reference: the processor dies with its engine
+    with quiet_native_output():
+        try:
+            proc = engine.make_plugin_processor("probe", str(Path(plugin).expanduser()))
+        except Exception as exc:  # DawDreamer raises a bare RuntimeError
+            raise PluginNotFoundError(f"--plugin {plugin}: could not load the plugin ({exc})") from None
     xs = np.linspace(0.0, 1.0, grid)
     out = []
     for d in proc.get_parameters_description():
@@ -49,7 +57,8 @@ def probe_plugin(plugin: str, grid: int = 401, max_discrete: int = 32) -> list[P
             values = []
             for k, (lo, hi) in enumerate(spans):
                 cand = k / (n - 1) if n > 1 else 0.0
-                values.append(round(cand, 6) if lo - 1e-9 <= cand <= hi + 1e-9 else round((lo + hi) / 2, 6))
+                mid = float(lo + hi) / 2  # a plain float: numpy scalars cannot be written as YAML
+                values.append(round(cand, 6) if lo - 1e-9 <= cand <= hi + 1e-9 else round(mid, 6))
         out.append(ProbedParameter(i, d["name"], round(default, 6), groups if values else [], values))
     return out
 

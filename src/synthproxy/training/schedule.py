@@ -25,8 +25,8 @@ class CosineRestartSchedule:
     """Per-step learning rate: constant phase, cosine decay to ``min_lr``, warm restart, cosine decay.
 
     With ``restart_fraction = 1/3`` and 30 epochs the second decay starts at epoch 10 (Combes et al. Sec.
-    6.1.3). ``constant_fraction`` holds the rate at ``base_lr`` for that share of the steps first (the official
-    code's constant phase). The state is the step counter.
+    6.1.3). ``constant_fraction`` (or ``constant_steps``) holds the rate at ``base_lr`` for that share (number) of
+    the steps first: the official code's constant phase. The state is the step counter.
     """
 
     base_lr: float
@@ -35,12 +35,15 @@ class CosineRestartSchedule:
     restart_fraction: float | None = 1.0 / 3.0
     constant_fraction: float = 0.0
     step: int = 0
+    constant_steps: int | None = None
+    """Steps at ``base_lr`` first; replaces ``constant_fraction`` when set."""
 
     def __post_init__(self) -> None:
         t = max(1, int(self.total_steps))
         rf = self.restart_fraction
         self.restart_step = round(t * rf) if rf not in (None, 0, 1) else t
-        self.constant_steps = min(round(t * self.constant_fraction), self.restart_step)
+        constant = round(t * self.constant_fraction) if self.constant_steps is None else int(self.constant_steps)
+        self.constant_steps = min(constant, self.restart_step)
 
     def _cosine(self, pos: int, length: int) -> float:
         frac = pos / max(1, length)
@@ -55,7 +58,7 @@ class CosineRestartSchedule:
 
     def state_dict(self) -> dict[str, Any]:
         return {"step": self.step, "base_lr": self.base_lr, "min_lr": self.min_lr, "total_steps": self.total_steps,
-                "restart_fraction": self.restart_fraction, "constant_fraction": self.constant_fraction}
+                "restart_fraction": self.restart_fraction, "constant_steps": self.constant_steps}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step = int(state["step"])

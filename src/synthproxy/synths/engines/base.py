@@ -25,7 +25,7 @@ class RenderSettings:
     velocity: int = 100
     note_duration: float = 2.0
     duration: float = 5.0
-    block_size: int = 512
+    block_size: int = 128
 
     @property
     def n_samples(self) -> int:
