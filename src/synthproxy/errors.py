@@ -31,3 +31,7 @@ class StoreError(SynthProxyError):
 
 class ImportFormatError(SynthProxyError):
     """A preset file (sysex, bank) that is malformed."""
+
+
+class RenderError(SynthProxyError):
+    """A synth engine failed to render a preset (plugin crash, hang, or a render process that died)."""

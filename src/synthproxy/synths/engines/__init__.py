@@ -1,7 +1,7 @@
 """Real synthesizer engines behind one interface, found by name in a registry.
 
 * ``dexed``: the DX7 engine of Dexed through ``dexed-py`` (:mod:`.dexed`).
-* ``vst``: any VST2/VST3 plugin hosted by DawDreamer (:mod:`.vst`), e.g. amSynth.
+* ``vst``: any VST2/VST3 plugin hosted by DawDreamer (:mod:`.vst`, forked renders :mod:`.forked`), e.g. amSynth.
 
 A spec's ``engine`` key names its engine; :func:`make_engine` builds it. A new engine registers itself
 with :func:`register_engine` (a factory ``(spec, settings, plugin_path) -> Engine`` and whether it needs a
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from synthproxy.errors import SpecError
 from synthproxy.synths.engines.base import Engine, RenderSettings, check_audio, rms
 from synthproxy.synths.engines.dexed import DEXED_PARAMETERS, DexedEngine, dexed_plugin_to_voice
-from synthproxy.synths.engines.vst import VSTEngine, check_plugin_path, quiet_native_output
+from synthproxy.synths.engines.vst import VSTEngine, check_plugin_path, make_vst_engine, quiet_native_output
 from synthproxy.synths.spec import SynthSpec
 
 EngineFactory = Callable[[SynthSpec, RenderSettings, "str | None"], Engine]
@@ -64,7 +64,7 @@ def make_engine(spec: SynthSpec, settings: RenderSettings, plugin_path: str | No
 
 
 register_engine("dexed", lambda spec, settings, _plugin: DexedEngine(spec, settings))
-register_engine("vst", lambda spec, settings, plugin: VSTEngine(spec, settings, plugin), needs_plugin=True)
+register_engine("vst", make_vst_engine, needs_plugin=True)
 
 __all__ = [
     "DEXED_PARAMETERS", "Engine", "EngineType", "RenderSettings", "VSTEngine", "available_engines",
