@@ -4,6 +4,14 @@ Each encoder maps a preset batch ``x: (batch, N)`` (see :mod:`synthproxy.synths.
 the audio-embedding space, ``(batch, out_dim)``, and is differentiable w.r.t. the numerical columns of
 ``x``: this is what lets a trained encoder stand in for the (non-differentiable) synthesizer.
 
+Every encoder is split into an input representation and the rest of the network (:class:`PresetEncoder`):
+``forward(x) = trunk(represent(x))`` on an index preset, and ``forward_soft(noncat_values, cat_probs) =
+trunk(represent_soft(noncat_values, cat_probs))`` on a *relaxed* preset (category probabilities instead of
+indices, see :mod:`synthproxy.nn.tokenizers`). Both paths share ``trunk``, so they cannot drift apart, and
+with one-hot probabilities ``forward_soft`` equals ``forward``. The relaxed path is our addition (not in the
+paper or its code): through it, an audio loss on the proxy's output reaches the categorical (and binary)
+parameters of an estimator's prediction.
+
 ======== ======================================= ======= ======== ======== =================
 Encoder  Input representation                    d_token # layers d_hidden Dexed params (M)
 ======== ======================================= ======= ======== ======== =================
@@ -42,6 +50,7 @@ from synthproxy.nn.tokenizers import (
     PresetTokenizer,
     SinusoidalPositionalEncoding,
     check_preset_batch,
+    check_soft_batch,
 )
 from synthproxy.synths.layout import PresetLayout
 
@@ -85,7 +94,14 @@ def _projection_head(d_in: int, out_dim: int) -> nn.Linear:
 
 
 class PresetEncoder(nn.Module):
-    """Common base: remembers the layout and output size and prepares the input batch.
+    """Common base: remembers the layout and output size, prepares the input and runs the two paths.
+
+    Subclasses implement three steps; ``forward`` and ``forward_soft`` are defined here from them:
+
+    * ``represent(x: (batch, N)) -> rep``: the input representation of an index preset (OH or PT);
+    * ``represent_soft(noncat_values: (batch, n_noncat), cat_probs: (batch, total_categories)) -> rep``: the
+      same representation of a relaxed preset;
+    * ``trunk(rep) -> (batch, out_dim)``: everything after the input representation.
 
     Attributes:
         layout: the preset layout the encoder was built for.
@@ -104,6 +120,43 @@ class PresetEncoder(nn.Module):
         param = next(self.parameters(), None)
         dtype = param.dtype if param is not None else torch.get_default_dtype()
         return x.to(dtype) if x.dtype != dtype else x
+
+    def _prepare_soft(
+        self, noncat_values: torch.Tensor, cat_probs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Check a relaxed batch's shapes and cast both parts to the parameters' dtype."""
+        check_soft_batch(noncat_values, cat_probs, self.layout)
+        param = next(self.parameters(), None)
+        dtype = param.dtype if param is not None else torch.get_default_dtype()
+        return noncat_values.to(dtype), cat_probs.to(dtype)
+
+    def represent(self, x: torch.Tensor) -> torch.Tensor:
+        """Input representation of a prepared ``(batch, N)`` index preset."""
+        raise NotImplementedError
+
+    def represent_soft(self, noncat_values: torch.Tensor, cat_probs: torch.Tensor) -> torch.Tensor:
+        """Input representation of a prepared relaxed preset (same shape as :meth:`represent`'s)."""
+        raise NotImplementedError
+
+    def trunk(self, rep: torch.Tensor) -> torch.Tensor:
+        """The network after the input representation: ``rep -> (batch, out_dim)``."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, N)`` preset batch (categorical columns as indices) -> ``(batch, out_dim)`` embedding."""
+        return self.trunk(self.represent(self._prepare(x)))
+
+    def forward_soft(self, noncat_values: torch.Tensor, cat_probs: torch.Tensor) -> torch.Tensor:
+        """Relaxed preset -> ``(batch, out_dim)`` embedding, differentiable w.r.t. both inputs.
+
+        Args:
+            noncat_values: ``(batch, n_noncat)`` num/bin values in the order of ``layout.noncat_indices``
+                (binary columns may hold probabilities).
+            cat_probs: ``(batch, total_categories)`` category probabilities, one block of ``C_i`` per
+                categorical column in the order of ``layout.cat_indices`` (e.g. from
+                :meth:`synthproxy.nn.heads.PresetHead.decode_soft`).
+        """
+        return self.trunk(self.represent_soft(*self._prepare_soft(noncat_values, cat_probs)))
 
 
 class HighwayLayer(nn.Module):
@@ -168,9 +221,17 @@ class MLPOHEncoder(PresetEncoder):
         )
         self.head = _projection_head(d_hidden, out_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, N)`` preset batch -> ``(batch, out_dim)`` embedding."""
-        return self.head(self.backbone(self.encoding(self._prepare(x))))
+    def represent(self, x: torch.Tensor) -> torch.Tensor:
+        """``OH(x)``: ``(batch, one_hot_dim)``."""
+        return self.encoding(x)
+
+    def represent_soft(self, noncat_values: torch.Tensor, cat_probs: torch.Tensor) -> torch.Tensor:
+        """Relaxed ``OH``: probabilities in the one-hot slots, ``(batch, one_hot_dim)``."""
+        return self.encoding.soft(noncat_values, cat_probs)
+
+    def trunk(self, rep: torch.Tensor) -> torch.Tensor:
+        """``(batch, one_hot_dim)`` -> ``(batch, out_dim)``."""
+        return self.head(self.backbone(rep))
 
 
 class HNOHEncoder(PresetEncoder):
@@ -191,9 +252,17 @@ class HNOHEncoder(PresetEncoder):
         self.backbone = HighwayNetwork(self.encoding.out_dim, d_hidden, num_layers, dropout)
         self.head = _projection_head(d_hidden, out_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, N)`` preset batch -> ``(batch, out_dim)`` embedding."""
-        return self.head(self.backbone(self.encoding(self._prepare(x))))
+    def represent(self, x: torch.Tensor) -> torch.Tensor:
+        """``OH(x)``: ``(batch, one_hot_dim)``."""
+        return self.encoding(x)
+
+    def represent_soft(self, noncat_values: torch.Tensor, cat_probs: torch.Tensor) -> torch.Tensor:
+        """Relaxed ``OH``: probabilities in the one-hot slots, ``(batch, one_hot_dim)``."""
+        return self.encoding.soft(noncat_values, cat_probs)
+
+    def trunk(self, rep: torch.Tensor) -> torch.Tensor:
+        """``(batch, one_hot_dim)`` -> ``(batch, out_dim)``."""
+        return self.head(self.backbone(rep))
 
 
 class HNPTEncoder(PresetEncoder):
@@ -222,10 +291,17 @@ class HNPTEncoder(PresetEncoder):
         self.backbone = HighwayNetwork(len(layout) * d_token, d_hidden, num_layers, dropout)
         self.head = _projection_head(d_hidden, out_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, N)`` preset batch -> ``(batch, out_dim)`` embedding."""
-        tokens = self.tokenizer(self._prepare(x))
-        return self.head(self.backbone(tokens.flatten(1)))
+    def represent(self, x: torch.Tensor) -> torch.Tensor:
+        """``PT(x)``: ``(batch, N, d_token)``."""
+        return self.tokenizer(x)
+
+    def represent_soft(self, noncat_values: torch.Tensor, cat_probs: torch.Tensor) -> torch.Tensor:
+        """Relaxed ``PT``: ``(batch, N, d_token)``."""
+        return self.tokenizer.soft(noncat_values, cat_probs)
+
+    def trunk(self, rep: torch.Tensor) -> torch.Tensor:
+        """Flatten the ``(batch, N, d_token)`` tokens -> highway network -> ``(batch, out_dim)``."""
+        return self.head(self.backbone(rep.flatten(1)))
 
 
 class HNPTGRUEncoder(PresetEncoder):
@@ -281,9 +357,17 @@ class HNPTGRUEncoder(PresetEncoder):
         self.backbone = HighwayNetwork(2 * gru_hidden, d_hidden, num_layers, dropout)
         self.head = _projection_head(d_hidden, out_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, N)`` preset batch -> ``(batch, out_dim)`` embedding."""
-        tokens = self.positions(self.tokenizer(self._prepare(x)))
+    def represent(self, x: torch.Tensor) -> torch.Tensor:
+        """``PT(x)``: ``(batch, N, d_token)``."""
+        return self.tokenizer(x)
+
+    def represent_soft(self, noncat_values: torch.Tensor, cat_probs: torch.Tensor) -> torch.Tensor:
+        """Relaxed ``PT``: ``(batch, N, d_token)``."""
+        return self.tokenizer.soft(noncat_values, cat_probs)
+
+    def trunk(self, rep: torch.Tensor) -> torch.Tensor:
+        """``(batch, N, d_token)`` tokens -> positions -> BiGRU final states -> highway -> ``(batch, out_dim)``."""
+        tokens = self.positions(rep)
         _, h_n = self.gru(tokens)  # (num_layers * 2, batch, gru_hidden); last two = top layer fwd, bwd
         state = torch.cat([h_n[-2], h_n[-1]], dim=-1)
         return self.head(self.backbone(state))
@@ -351,9 +435,17 @@ class TFMEncoder(PresetEncoder):
             else:
                 nn.init.trunc_normal_(param, std=0.02)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, N)`` preset batch -> ``(batch, out_dim)`` embedding."""
-        tokens = self.tokenizer(self._prepare(x))
+    def represent(self, x: torch.Tensor) -> torch.Tensor:
+        """``PT(x)``: ``(batch, N, d_token)``."""
+        return self.tokenizer(x)
+
+    def represent_soft(self, noncat_values: torch.Tensor, cat_probs: torch.Tensor) -> torch.Tensor:
+        """Relaxed ``PT``: ``(batch, N, d_token)``."""
+        return self.tokenizer.soft(noncat_values, cat_probs)
+
+    def trunk(self, rep: torch.Tensor) -> torch.Tensor:
+        """``(batch, N, d_token)`` tokens -> ``[CLS, tokens]`` + positions -> transformer -> ``(batch, out_dim)``."""
+        tokens = rep
         cls = self.cls_token.expand(tokens.shape[0], -1, -1)
         seq = self.positions(torch.cat([cls, tokens], dim=1))
         out = self.encoder(seq)[:, 0]

@@ -12,6 +12,19 @@
 Every representation is differentiable with respect to the numerical (and binary) columns of the input,
 which is what makes a trained encoder usable as a differentiable synthesizer proxy. Categorical columns
 are looked up by index and therefore receive no gradient.
+
+Relaxed input (``soft``): both representations also accept a *relaxed* preset, given as two tensors,
+
+* ``noncat_values: (batch, n_noncat)``: the num/bin columns in the order of ``layout.noncat_indices``
+  (a binary column may hold a probability in [0, 1] instead of 0/1);
+* ``cat_probs: (batch, total_categories)``: per categorical column (in the order of ``layout.cat_indices``)
+  a block of ``C_i`` category probabilities, blocks concatenated,
+
+and replace each one-hot slot by its probability (OH) or each category embedding by the probability-weighted
+sum of the column's embeddings (PT). With one-hot probabilities this gives exactly the index path (the official
+code has no relaxed path: its estimator feeds argmax/rounded presets to the proxy, so the audio loss cannot reach
+the discrete parameters; see ``synthproxy.nn.heads``). :func:`soft_inputs_from_preset` turns an index preset into
+this pair.
 """
 
 from __future__ import annotations
@@ -38,6 +51,44 @@ def check_preset_batch(x: torch.Tensor, layout: PresetLayout) -> None:
         raise ValueError(
             f"preset batch has {x.shape[1]} columns but the layout describes {len(layout)} parameters"
         )
+
+
+def check_soft_batch(noncat_values: torch.Tensor, cat_probs: torch.Tensor, layout: PresetLayout) -> None:
+    """Raise ``ValueError`` unless ``(noncat_values, cat_probs)`` is a relaxed batch matching ``layout``.
+
+    Only shapes are checked: the values are not (probabilities that do not sum to one are the caller's
+    business, e.g. a temperature-scaled softmax always sums to one).
+    """
+    n_noncat, n_cat = len(layout.noncat_indices), layout.total_categories
+    if noncat_values.ndim != 2 or noncat_values.shape[1] != n_noncat:
+        raise ValueError(
+            f"expected num/bin values of shape (batch, {n_noncat}), got shape {tuple(noncat_values.shape)}"
+        )
+    if cat_probs.ndim != 2 or cat_probs.shape[1] != n_cat:
+        raise ValueError(f"expected category probabilities of shape (batch, {n_cat}), got {tuple(cat_probs.shape)}")
+    if noncat_values.shape[0] != cat_probs.shape[0]:
+        raise ValueError(
+            f"num/bin values and category probabilities have different batch sizes "
+            f"({noncat_values.shape[0]} and {cat_probs.shape[0]})"
+        )
+
+
+def soft_inputs_from_preset(x: torch.Tensor, layout: PresetLayout) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split an index preset ``x: (batch, N)`` into the relaxed pair ``(noncat_values, cat_probs)``.
+
+    ``noncat_values: (batch, n_noncat)`` are the num/bin columns (spec order), ``cat_probs:
+    (batch, total_categories)`` the one-hot encoded categories; ``forward_soft`` of an encoder on this pair
+    equals its ``forward`` on ``x``. Category indices are validated as in :func:`category_indices`.
+    """
+    check_preset_batch(x, layout)
+    noncat = x[:, list(layout.noncat_indices)]
+    probs = x.new_zeros(x.shape[0], layout.total_categories)
+    if layout.cat_indices:
+        cat_idx = torch.tensor(layout.cat_indices, dtype=torch.long, device=x.device)
+        cards = torch.tensor(layout.cat_cardinalities, dtype=torch.float32, device=x.device)
+        offsets = torch.tensor(_category_offsets(layout), dtype=torch.long, device=x.device)
+        probs.scatter_(1, category_indices(x, cat_idx, cards, layout) + offsets, 1.0)
+    return noncat, probs
 
 
 def _category_offsets(layout: PresetLayout) -> list[int]:
@@ -138,6 +189,20 @@ class OneHotEncoding(nn.Module):
             one_hot.scatter_(1, idx + self.cat_offsets, 1.0)
         return torch.cat([noncat, one_hot], dim=1).index_select(1, self.order)
 
+    def soft(self, noncat_values: torch.Tensor, cat_probs: torch.Tensor) -> torch.Tensor:
+        """Encode a relaxed preset into ``(batch, out_dim)``: the probabilities take the one-hot slots.
+
+        Args:
+            noncat_values: ``(batch, n_noncat)`` num/bin values in the order of ``layout.noncat_indices``.
+            cat_probs: ``(batch, total_categories)`` per-column category probabilities, blocks in the order of
+                ``layout.cat_indices``.
+
+        Differentiable w.r.t. both inputs; equals :meth:`forward` when ``cat_probs`` is one-hot.
+        """
+        check_soft_batch(noncat_values, cat_probs, self.layout)
+        cat_probs = cat_probs.to(noncat_values.dtype)
+        return torch.cat([noncat_values, cat_probs], dim=1).index_select(1, self.order)
+
 
 class PresetTokenizer(nn.Module):
     """PT representation: one ``d_token``-dimensional token per preset column, shape ``(batch, N, d_token)``.
@@ -184,6 +249,11 @@ class PresetTokenizer(nn.Module):
         for j, col in enumerate(layout.cat_indices):
             source[col] = n_noncat + j
         self.register_buffer("order", torch.tensor(source, dtype=torch.long), persistent=False)
+        # Relaxed path: (n_cat, total_categories) 0/1 matrix, row j selects the rows of column j's table.
+        assign = torch.zeros(len(layout.cat_indices), layout.total_categories)
+        for j, (start, card) in enumerate(zip(offsets, layout.cat_cardinalities, strict=True)):
+            assign[j, start : start + card] = 1.0
+        self.register_buffer("cat_assign", assign, persistent=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -220,6 +290,26 @@ class PresetTokenizer(nn.Module):
         if self.category_embedding is not None:
             idx = category_indices(x, self.cat_idx, self.cat_cards, self.layout)
             parts.append(self.category_embedding(idx + self.cat_offsets))
+        return torch.cat(parts, dim=1).index_select(1, self.order)
+
+    def soft(self, noncat_values: torch.Tensor, cat_probs: torch.Tensor) -> torch.Tensor:
+        """Tokenize a relaxed preset into ``(batch, N, d_token)`` in spec order.
+
+        num/bin token ``x_i * v_i`` as in :meth:`forward` (a binary probability scales ``v_i``); categorical
+        token ``sum_c p_c W_i[c]``, the expectation of the embedding under the column's category
+        distribution (inputs as in :meth:`OneHotEncoding.soft`). Differentiable w.r.t. both inputs; equals
+        :meth:`forward` when ``cat_probs`` is one-hot.
+        """
+        check_soft_batch(noncat_values, cat_probs, self.layout)
+        parts: list[torch.Tensor] = []
+        if self.value_vectors is not None:
+            values = noncat_values.to(self.value_vectors.dtype)
+            parts.append(values.unsqueeze(-1) * self.value_vectors)
+        if self.category_embedding is not None:
+            weight = self.category_embedding.weight
+            # (batch, n_cat, total) @ (total, d): each row mixes only its own column's table.
+            mix = cat_probs.to(weight.dtype).unsqueeze(1) * self.cat_assign.to(weight.dtype)
+            parts.append(mix @ weight)
         return torch.cat(parts, dim=1).index_select(1, self.order)
 
 
