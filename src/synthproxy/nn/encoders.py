@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from synthproxy.errors import ConfigError
+from synthproxy.nn.stable import StableBatchNorm1d, StableLayerNorm, orthogonal_init
 from synthproxy.nn.tokenizers import (
     OneHotEncoding,
     PresetTokenizer,
@@ -82,7 +83,7 @@ def _dense_bn_relu(d_in: int, d_out: int, dropout: float) -> nn.Sequential:
     """``Dropout(ReLU(BatchNorm(W x)))``, the basic layer of the MLP/HN encoders."""
     linear = nn.Linear(d_in, d_out, bias=False)
     nn.init.kaiming_normal_(linear.weight, mode="fan_in", nonlinearity="relu")
-    return nn.Sequential(linear, nn.BatchNorm1d(d_out), nn.ReLU(), nn.Dropout(dropout))
+    return nn.Sequential(linear, StableBatchNorm1d(d_out), nn.ReLU(), nn.Dropout(dropout))
 
 
 def _projection_head(d_in: int, out_dim: int) -> nn.Linear:
@@ -351,7 +352,7 @@ class HNPTGRUEncoder(PresetEncoder):
             if name.startswith("weight_ih"):
                 nn.init.xavier_normal_(param)
             elif name.startswith("weight_hh"):
-                nn.init.orthogonal_(param)  # keeps the recurrence well-conditioned over 100+ steps
+                orthogonal_init(param)  # keeps the recurrence well-conditioned over 100+ steps
             else:
                 nn.init.zeros_(param)
         self.backbone = HighwayNetwork(2 * gru_hidden, d_hidden, num_layers, dropout)
@@ -418,8 +419,11 @@ class TFMEncoder(PresetEncoder):
             norm_first=True,
         )
         self.encoder = nn.TransformerEncoder(layer, num_layers=num_layers, enable_nested_tensor=False)
+        for block in self.encoder.layers:  # same parameters; a thread-count-independent backward on CPU
+            block.norm1 = StableLayerNorm(d_token, eps=block.norm1.eps)
+            block.norm2 = StableLayerNorm(d_token, eps=block.norm2.eps)
         self._init_transformer()
-        self.head_norm = nn.LayerNorm(d_token)
+        self.head_norm = StableLayerNorm(d_token)
         self.head = nn.Linear(d_token, out_dim)
         nn.init.kaiming_normal_(self.head.weight, mode="fan_in", nonlinearity="relu")
         nn.init.zeros_(self.head.bias)

@@ -29,6 +29,7 @@ from torch import nn
 
 from synthproxy.errors import ConfigError
 from synthproxy.nn.heads import PresetHead
+from synthproxy.nn.stable import StableBatchNorm1d, StableBatchNorm2d, StableConv1d, StableConv2d, StableLinear
 from synthproxy.synths.layout import PresetLayout
 
 __all__ = [
@@ -154,14 +155,14 @@ class CNNEstimator(nn.Module):
         c_in = 1
         for i, c_out in enumerate(chans):
             k = first_kernel if i == 0 else kernel
-            blocks += [nn.Conv2d(c_in, c_out, k, stride=stride, padding=padding), nn.LeakyReLU(negative_slope)]
+            blocks += [StableConv2d(c_in, c_out, k, stride=stride, padding=padding), nn.LeakyReLU(negative_slope)]
             if i > 0:
-                blocks.append(nn.BatchNorm2d(c_out))
+                blocks.append(StableBatchNorm2d(c_out))
             c_in = c_out
         self.features = nn.Sequential(*blocks)
-        self.mixer = nn.Sequential(nn.Conv2d(c_in, mixer_channels, 1), nn.LeakyReLU(negative_slope))
+        self.mixer = nn.Sequential(StableConv2d(c_in, mixer_channels, 1), nn.LeakyReLU(negative_slope))
         self.output = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(mixer_channels, self.out_dim), nn.BatchNorm1d(self.out_dim)
+            nn.Dropout(dropout), StableLinear(mixer_channels, self.out_dim), StableBatchNorm1d(self.out_dim)
         )
         self._init_weights()
 
@@ -246,13 +247,14 @@ class GRUEstimator(nn.Module):
             raise ConfigError(f"estimator argument dropout must be in [0, 1), got {dropout!r}")
         self.n_static, self.n_dynamic, self.n_mels = n_static, n_dynamic, n_mels
 
-        self.input_norm = nn.BatchNorm2d(1, affine=False) if input_norm else None
+        self.input_norm = StableBatchNorm2d(1, affine=False) if input_norm else None
         blocks, bins, c_in = [], n_mels, 1
         for s in stride_tuple:
             pad = kernel_size // 2
             blocks.append(
                 nn.Sequential(
-                    nn.Conv1d(c_in, channels, kernel_size, stride=s, padding=pad), nn.BatchNorm1d(channels), nn.ReLU()
+                    StableConv1d(c_in, channels, kernel_size, stride=s, padding=pad), StableBatchNorm1d(channels),
+                    nn.ReLU(),
                 )
             )
             bins, c_in = _conv_out(bins, kernel_size, s, pad), channels
@@ -268,7 +270,7 @@ class GRUEstimator(nn.Module):
             bidirectional=bidirectional,
             dropout=dropout if num_layers > 1 else 0.0,
         )
-        self.output = nn.Linear(hidden_size * (2 if bidirectional else 1), n_static + n_dynamic)
+        self.output = StableLinear(hidden_size * (2 if bidirectional else 1), n_static + n_dynamic)
 
     def forward(self, mel: torch.Tensor) -> FrameEstimate:
         """``(B, [1,] n_mels, frames)`` log-mel -> ``FrameEstimate(static (B, n_static), dynamic (B, frames,
@@ -321,14 +323,14 @@ class Conv2DEstimator(nn.Module):
         kernels = _pairs("kernel_sizes", kernel_sizes, len(chans))
         stride_pairs = _pairs("strides", strides, len(chans))
         self.n_static, self.n_mels, self.n_frames = n_static, n_mels, n_frames
-        self.input_norm = nn.BatchNorm2d(1, affine=False) if input_norm else None
+        self.input_norm = StableBatchNorm2d(1, affine=False) if input_norm else None
 
         blocks: list[nn.Module] = []
         size, c_in = (n_mels, n_frames), 1
         for c_out, k, s in zip(chans, kernels, stride_pairs, strict=True):
             pad = (k[0] // 2, k[1] // 2)
             blocks.append(
-                nn.Sequential(nn.Conv2d(c_in, c_out, k, stride=s, padding=pad), nn.BatchNorm2d(c_out), nn.ReLU())
+                nn.Sequential(StableConv2d(c_in, c_out, k, stride=s, padding=pad), StableBatchNorm2d(c_out), nn.ReLU())
             )
             size = (_conv_out(size[0], k[0], s[0], pad[0]), _conv_out(size[1], k[1], s[1], pad[1]))
             if min(size) < 1:
@@ -336,7 +338,7 @@ class Conv2DEstimator(nn.Module):
             c_in = c_out
         self.convs = nn.Sequential(*blocks)
         self.feature_shape = (c_in, *size)
-        self.output = nn.Linear(c_in * size[0] * size[1], n_static)
+        self.output = StableLinear(c_in * size[0] * size[1], n_static)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         """``(B, [1,] n_mels, n_frames)`` log-mel -> ``(B, n_static)`` in [0, 1]."""

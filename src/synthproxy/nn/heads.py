@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from synthproxy.nn.stable import stable_l1
 from synthproxy.nn.tokenizers import category_indices, check_preset_batch
 from synthproxy.synths.layout import PresetLayout
 
@@ -198,7 +199,7 @@ class PresetHead(nn.Module):
         zero = logits.new_zeros(())
         losses = {"num": zero, "bin": zero, "cat": zero}
         if self.n_num:
-            losses["num"] = F.l1_loss(torch.sigmoid(num), target.index_select(1, self.num_cols))
+            losses["num"] = stable_l1(torch.sigmoid(num), target.index_select(1, self.num_cols))
         if self.n_bin:
             losses["bin"] = F.binary_cross_entropy_with_logits(binary, target.index_select(1, self.bin_cols))
         if self.n_cat:

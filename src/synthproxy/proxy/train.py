@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from synthproxy import __version__
@@ -41,6 +40,7 @@ from synthproxy.data.store import open_store
 from synthproxy.errors import ConfigError, SpecError, StoreError
 from synthproxy.metrics.retrieval import mean_l1, mrr
 from synthproxy.nn.factory import build_encoder, count_parameters, default_batch_size
+from synthproxy.nn.stable import stable_l1
 from synthproxy.synths.layout import PresetLayout
 from synthproxy.training.checkpoint import read_checkpoint
 from synthproxy.training.loop import FitSettings, Selection, StepHook, StepInfo, fit
@@ -423,7 +423,7 @@ def train_encoder(settings: TrainSettings | dict[str, Any], on_step: StepHook | 
                 ) -> tuple[torch.Tensor, int]:
         x, y = batch
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        return F.l1_loss(model(x), y), x.shape[0]
+        return stable_l1(model(x), y), x.shape[0]
 
     def validation(model: nn.Module) -> dict[str, float]:
         val_l1, val_mrr = validate(model, val, device, s.val_k, val_seed)

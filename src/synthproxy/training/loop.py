@@ -169,6 +169,9 @@ def fit(
         set_rng_state(ckpt["rng"])
         history, best, start_epoch = list(ckpt["history"]), dict(ckpt["best"]), int(ckpt["epoch"])
         log.info("resuming from %s after epoch %d/%d", paths["last"], start_epoch, s.epochs)
+        # the history as of the checkpoint: drops rows of an interrupted epoch, restores a deleted file (Snakemake
+        # removes a job's outputs before rerunning it, while the checkpoints it does not declare stay)
+        write_history_csv(s.out_dir / "history.csv", history, history_columns)
     elif s.save_checkpoints:
         for p in paths.values():  # a fresh run must not leave an older run's best checkpoints behind
             p.unlink(missing_ok=True)
