@@ -51,7 +51,7 @@ def pipeline_vs_bare(synth: str, n: int, tmp: Path) -> dict:
     t0 = time.perf_counter()
     info = render_shard(plan, store, 0, tmp / f"{synth}_shard.json")
     pipeline_s = time.perf_counter() - t0
-    candidates = info["presets_rendered"] + info["rejections"]
+    candidates = info["this_run"]["presets_rendered"] + info["rejections"]
 
     # Bare loop: the same candidates (accepted and rejected), straight into the engine.
     renderer = ShardRenderer(plan)
@@ -60,14 +60,14 @@ def pipeline_vs_bare(synth: str, n: int, tmp: Path) -> dict:
     attempts = np.asarray(zarr.open_group(str(store), mode="r")["attempts"][:])
     vectors = [plan.spec.to_plugin(renderer.sampler.sample_one(i, a)[None])[0]
                for i in range(n) for a in range(int(attempts[i]) + 1)]
-    engine = renderer.engines[renderer.primary]
+    engine = renderer.core.engine()
     t0 = time.perf_counter()
     for v in vectors:
         engine.render(v)
     bare_s = time.perf_counter() - t0
     return {"synth": synth, "candidates": candidates, "pipeline_renders_per_s": candidates / pipeline_s,
             "bare_renders_per_s": len(vectors) / bare_s, "accepted_presets_per_s": n / pipeline_s,
-            "embed_share": info["embed_seconds"] / pipeline_s,
+            "embed_share": info["this_run"]["embed_seconds"] / pipeline_s,
             "ratio": (candidates / pipeline_s) / (len(vectors) / bare_s)}
 
 
@@ -122,7 +122,10 @@ def main() -> None:
     ap.add_argument("--synths", nargs="+", default=["dexed", "amsynth"])
     ap.add_argument("--n", type=int, default=192,
                     help="presets per measurement (multiple of 32; a larger n amortises start-up)")
+    ap.add_argument("--quick", action="store_true", help="n = 32 (start-up weighs more: rougher figures)")
     args = ap.parse_args()
+    if args.quick:
+        args.n = 32
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         for synth in args.synths:
@@ -131,13 +134,19 @@ def main() -> None:
                   f"({r['accepted_presets_per_s']:.1f} accepted presets/s, embedding {100 * r['embed_share']:.0f}% "
                   f"of the time) vs bare engine {r['bare_renders_per_s']:.1f} renders/s: "
                   f"ratio {r['ratio']:.2f}x (target >= 0.85x)", flush=True)
+            print(f"RESULT\t{synth} pipeline / bare engine renders/s\t{r['ratio']:.4g}\tx\t>=0.85\t"
+                  f"{r['ratio'] / 0.85:.3g}", flush=True)
             w = workers(synth, args.n, tmp)
             print(f"[{synth}] 2 workers vs 1: {w['one_worker_s']:.1f} s -> {w['two_workers_s']:.1f} s: "
                   f"speedup {w['speedup']:.2f}x (target >= 1.8x)", flush=True)
+            print(f"RESULT\t{synth} 2 workers / 1 worker speed\t{w['speedup']:.4g}\tx\t>=1.8\t"
+                  f"{w['speedup'] / 1.8:.3g}", flush=True)
             m = memory(synth, args.n, tmp)
             print(f"[{synth}] peak RSS {m[f'peak_MiB_{args.n}']:.0f} MiB at {args.n} presets, "
                   f"{m[f'peak_MiB_{4 * args.n}']:.0f} MiB at {4 * args.n}: growth {m['growth']:.2f}x "
                   "(target: flat, <= 1.10x)", flush=True)
+            print(f"RESULT\t{synth} peak RSS growth at 4x presets\t{m['growth']:.4g}\tx\t<=1.1\t"
+                  f"{1.1 / m['growth']:.3g}", flush=True)
 
 
 if __name__ == "__main__":

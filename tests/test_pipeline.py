@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -13,6 +14,9 @@ from synthproxy.config import validate_config
 from synthproxy.errors import ConfigError, StoreError
 from synthproxy.pipeline import dataset as ds
 from synthproxy.pipeline.dataset import DatasetPlan, finalize_split, init_store, render_shard
+from synthproxy.presets.sampling import PresetSampler
+from synthproxy.synths.engines import RenderSettings, make_engine
+from synthproxy.synths.spec import load_spec
 
 from .conftest import small_config
 
@@ -51,19 +55,55 @@ def test_bit_identical_across_shard_counts_orders_and_reruns(tmp_path, cfg):
     assert root_b["presets"].chunks == (8, 100)
 
 
-def test_rms_filter_keeps_levels_in_range_and_counts_rejections(tmp_path, cfg):
+def _replay_rms_filter(cfg: dict, synth: str, split: str) -> dict:
+    """The RMS filter replayed by hand: candidates (index, attempt) from the sampler, each rendered by a fresh
+    engine, faded out, its RMS taken in float64 and compared with the configured range, until one passes."""
+    spec = load_spec(cfg["synths"][synth]["spec"])
+    r = cfg["render"]
+    settings = RenderSettings(sample_rate=44100, note=r["note"], velocity=r["velocity"],
+                              note_duration=r["note_duration"], duration=r["duration"], block_size=r["block_size"])
+    engine = make_engine(spec, settings, cfg["synths"][synth].get("plugin"))
+    sampler = PresetSampler(spec, cfg["seed"], split)
+    fade = int(44100 * r.get("fade_out", 0.0))
+    reasons: Counter[str] = Counter()
+    out: dict[str, list] = {"attempts": [], "rms": [], "presets": []}
+    for index in range(cfg["dataset"]["splits"][split]["size"]):
+        for attempt in range(r["max_attempts"]):
+            preset = sampler.sample_one(index, attempt)
+            audio = engine.render(spec.to_plugin(preset[None])[0]).astype(np.float64)
+            if fade:
+                audio[-fade:] *= np.linspace(1.0, 0.0, fade)
+            if not np.isfinite(audio).all():
+                reasons["non_finite"] += 1
+                continue
+            level = np.sqrt(np.mean(audio**2))
+            if level < r["rms_min"] or level > r["rms_max"]:
+                reasons["too_quiet" if level < r["rms_min"] else "too_loud"] += 1
+                continue
+            out["attempts"].append(attempt)
+            out["rms"].append(level)
+            out["presets"].append(preset)
+            break
+        else:
+            raise AssertionError(f"index {index}: no candidate passes")
+    return {"reasons": dict(reasons), "attempts": np.array(out["attempts"]), "rms": np.array(out["rms"]),
+            "presets": np.stack(out["presets"])}
+
+
+@pytest.fixture(scope="module")
+def replayed() -> dict:
+    return _replay_rms_filter(validate_config(small_config()), "dexed", "train")
+
+
+def test_rms_filter_and_rejection_counts_match_a_replay_by_hand(tmp_path, cfg, replayed):
     root, stats = _build(tmp_path, cfg)
-    levels = np.asarray(root["rms"][:])
-    assert (levels >= 0.01).all() and (levels <= 1.0).all()
-    assert stats["rejections"] == int(np.asarray(root["attempts"][:]).sum())
-    assert stats["rejections"] == sum(stats["rejections_by_reason"].values())
-    assert stats["rejections"] > 0  # random DX7 presets are often silent (no audible carrier)
-    # Accepted rows are exactly the first accepted attempt: re-rendering it reproduces the stored RMS.
-    plan = DatasetPlan(cfg, "dexed", "train")
-    renderer = ds.ShardRenderer(plan)
-    preset, _, level, attempt = renderer.accept(5)
-    assert attempt == root["attempts"][5] and level == pytest.approx(float(root["rms"][5]), rel=1e-6)
-    assert preset.tobytes() == np.asarray(root["presets"][5]).tobytes()
+    np.testing.assert_array_equal(np.asarray(root["attempts"][:]), replayed["attempts"])
+    np.testing.assert_allclose(np.asarray(root["rms"][:]), replayed["rms"], rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(root["presets"][:]), replayed["presets"])
+    assert stats["rejections"] == sum(replayed["reasons"].values()) > 0  # random DX7 presets are often silent
+    assert stats["rejections_by_reason"] == replayed["reasons"]
+    assert stats["rms_min"] == pytest.approx(replayed["rms"].min(), rel=1e-6)
+    assert stats["rms_max"] == pytest.approx(replayed["rms"].max(), rel=1e-6)
 
 
 def test_impossible_rms_range_stops_with_index_and_reasons(tmp_path, cfg):
@@ -107,23 +147,23 @@ def test_interrupted_shard_resumes_without_corruption(tmp_path, cfg, monkeypatch
     monkeypatch.setattr(ds.ShardRenderer, "rows", original)
     init_store(plan, store, tmp_path / "int" / "init.json")  # a rerun keeps the matching store
     info = render_shard(plan, store, 0, tmp_path / "int" / "m.json")
-    assert info["chunks_resumed"] == 1 and info["presets_rendered"] == 16
+    assert info["chunks_resumed"] == 1 and info["this_run"]["presets_rendered"] == 16
     resumed = _arrays(zarr.open_group(str(store), mode="r"))
     for key in reference:
         assert resumed[key].tobytes() == reference[key].tobytes(), key
 
 
-def test_split_statistics_cover_every_chunk_after_resumed_shards(tmp_path, cfg):
+def test_split_statistics_cover_every_chunk_after_resumed_shards(tmp_path, cfg, replayed):
     """A shard re-run with all its chunks done renders nothing; the split's figures must not drop to zero."""
     root, first = _build(tmp_path, cfg, tag="s")
     plan = DatasetPlan(cfg, "dexed", "train")
     store = tmp_path / "s" / "dexed_train.zarr"
     markers = [tmp_path / "s" / f"again{s}.json" for s in range(plan.n_shards)]
     for s, m in enumerate(markers):
-        assert render_shard(plan, store, s, m)["presets_rendered"] == 0
+        assert render_shard(plan, store, s, m)["this_run"]["presets_rendered"] == 0
     again = finalize_split(plan, store, markers, tmp_path / "s" / "stats2.json")
-    assert first["rejections_by_reason"] == again["rejections_by_reason"]
-    assert sum(again["rejections_by_reason"].values()) == again["rejections"] > 0
+    assert first["rejections_by_reason"] == again["rejections_by_reason"] == replayed["reasons"]
+    assert again["rejections"] == sum(replayed["reasons"].values()) > 0
     assert again["presets_per_second_per_job"] == first["presets_per_second_per_job"] > 0
     assert again["chunks_without_stats"] == 0
     cs = np.asarray(root["chunk_stats"][:])
