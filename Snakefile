@@ -31,6 +31,8 @@ include: "workflow/rules/datasets.smk"
 include: "workflow/rules/ranking.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/handcrafted.smk"
+include: "workflow/rules/matching.smk"
+include: "workflow/rules/ddsp.smk"
 include: "workflow/rules/tables.smk"
 
 

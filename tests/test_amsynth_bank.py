@@ -24,6 +24,8 @@ from . import amsynth_plugin as ap
 ROOT = Path(__file__).resolve().parents[1]
 N_BANKS, N_PRESETS = 28, 3482
 N_INCOMPLETE, N_OMITTED = 2330, 11138  # presets omitting parameters; omitted values (old amSynth versions)
+N_DETERMINISTIC = 2789  # presets without a noise / sample & hold waveform
+# (all counted from the bank text in test_collection_constants_match_a_count_of_the_bank_files)
 PARSER_GAP = 1e-6  # the two amSynth number parsers differ by <= 1 float32 ulp of the value (max 2.4e-7 here)
 
 
@@ -195,7 +197,7 @@ def test_bank_size_limit_and_binary_garbage(tmp_path) -> None:
 def test_empty_bank_is_valid_but_import_refuses_nothing(tmp_path, spec) -> None:
     empty = _write(tmp_path, "amSynth\nEOF\n", "empty.bank")
     assert ab.parse_bank(empty) == []
-    with pytest.raises(ImportFormatError, match="hold no preset"):
+    with pytest.raises(ImportFormatError, match="hold no usable preset"):
         ab.import_amsynth_banks([empty], spec)
     one = _write(tmp_path, _bank(("x", FULL)), "one.bank")
     res = ab.import_amsynth_banks([empty, one], spec)
@@ -326,11 +328,36 @@ def test_all_presets_render_like_the_plugin_loading_them(presets, spec, amsynth_
     rel = np.array([r[2] for r in rows])
     d_host = np.array([r[3] for r in rows])
     reachable = np.array([r[4] for r in rows])
-    assert len(rows) == 2789
+    assert len(rows) == N_DETERMINISTIC
     assert d_host.max() <= 1e-5, max(rows, key=lambda r: r[3])
     assert d_own[reachable].max() <= 1e-5
     assert rel.max() <= 0.01, max(rows, key=lambda r: r[2])
     assert np.mean(d_own <= 1e-5) >= 0.95
+
+
+def test_collection_constants_match_a_count_of_the_bank_files() -> None:
+    """N_BANKS, N_PRESETS, N_INCOMPLETE, N_OMITTED counted from the text of the banks, with none of the reader.
+
+    A bank is a text file starting ``amSynth``; a preset is a ``<preset> <name> ...`` line followed by its
+    ``<parameter> <name> <value>`` lines; a preset of an older amSynth lists fewer than the 41 parameters.
+    """
+    files = [f for f in sorted(ab.FACTORY_BANKS_DIR.iterdir()) if f.read_bytes().startswith(b"amSynth")]
+    presets: list[dict[str, float]] = []
+    for f in files:
+        for line in f.read_text().splitlines():
+            if line.startswith("<preset> "):
+                presets.append({})
+            elif line.startswith("<parameter> "):
+                _, name, value = line.split()
+                presets[-1][name] = float(value)
+    names = set().union(*presets)
+    assert len(names) == 41  # amSynth's parameters, all used by some preset
+    assert len(files) == N_BANKS and len(presets) == N_PRESETS
+    assert sum(len(p) < 41 for p in presets) == N_INCOMPLETE
+    assert sum(41 - len(p) for p in presets) == N_OMITTED
+    # oscillator waveforms 3, 4 and LFO waveforms 3, 4 are noise / sample & hold (every preset sets all three)
+    assert sum(p["osc1_waveform"] < 3 and p["osc2_waveform"] < 3 and p["lfo_waveform"] not in (3, 4)
+               for p in presets) == N_DETERMINISTIC
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -98,3 +98,70 @@ def test_a_given_configfile_replaces_the_default_config(tmp_path):
     assert "render_shard" in out
     for rule in ("ranking_group", "train_encoder", "import_handcrafted"):
         assert rule not in out
+
+
+def _dry_run(cfg: dict, tmp_path) -> subprocess.CompletedProcess:
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return subprocess.run([sys.executable, "-m", "snakemake", "-n", "results/tables", "--configfile", str(path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def _validate_cli(cfg: dict, tmp_path) -> subprocess.CompletedProcess:
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return subprocess.run([sys.executable, "-m", "synthproxy", "validate-config", "--config", str(path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_spec_naming_a_parameter_the_plugin_lacks_fails_validation_before_anything_is_written(tmp_path):
+    """validate-config and snakemake -n load the plugin once and refuse the spec (file and parameter named)."""
+    text = (REPO / "config" / "synths" / "amsynth.yaml").read_text().replace("name: osc2_sync", "name: osc3_sync")
+    spec = tmp_path / "amsynth_bad.yaml"
+    spec.write_text(text)
+    cfg = small_config()
+    cfg["synths"]["amsynth"]["spec"] = str(spec)
+    for proc in (_validate_cli(cfg, tmp_path), _dry_run(cfg, tmp_path)):
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0 and "osc3_sync" in out and "Traceback" not in proc.stderr, out[-2000:]
+    assert not (REPO / "results" / "data" / "amsynth_bad").exists()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "needle"),
+    [
+        (lambda c: c.update(ranking={"synths": {"dexed": "config/ranking/dexed.yaml"},
+                                     "representations": [{"name": "mel128"}],
+                                     "groups": ["op1 attack rate", "op9 output level"]}),
+         "ranking.groups[1]: 'op9 output level' is not a group of any ranking file"),
+        (lambda c: c.update(matching={"synths": {"dexed": {}}},
+                            training={"archs": {"mlp_oh": {}}, "representation": "mel128_avg",
+                                      "val_split": "test"}),
+         "matching.synths.dexed: sound matching trains on hand-crafted presets; add handcrafted.synths.dexed"),
+    ],
+)
+def test_names_across_sections_fail_validation(tmp_path, mutate, needle):
+    """Unknown names in config lists are refused, not dropped: by validate-config and by snakemake -n."""
+    cfg = small_config()
+    mutate(cfg)
+    for proc in (_validate_cli(cfg, tmp_path), _dry_run(cfg, tmp_path)):
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0 and needle in out and "Traceback" not in proc.stderr, out[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "needle"),
+    [
+        (lambda c: c.update(matching={"synths": {"moog": {}}}), "matching.synths.moog: not a configured synth"),
+        (lambda c: c.update(matching={"synths": {"dexed": {}}, "evaluation": {"metrics": ["stft", "psnr"]}}),
+         "matching.evaluation.metrics: unknown ['psnr']"),
+        (lambda c: c.update(ddsp={"evaluation": {"metrics": ["lsd", "snr"]}}), "ddsp.evaluation.metrics: unknown"),
+        (lambda c: c.update(ddsp={"benchmark": {"variant": "raw"}}), "ddsp.benchmark.variant"),
+    ],
+)
+def test_stage_names_are_checked(mutate, needle):
+    cfg = small_config()
+    mutate(cfg)
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg)
+    assert needle in str(err.value)

@@ -28,8 +28,7 @@ def test_dexed_spec_matches_table1():
 
 def test_amsynth_spec_covers_plugin(amsynth_plugin):
     spec = load_spec(AMSYNTH)
-    engine = make_engine(spec, RenderSettings())
-    assert isinstance(engine, VSTEngine)
+    engine = VSTEngine(spec, RenderSettings(), spec.plugin)  # the in-process engine: its plugin instance
     proc = engine._new_processor()
     reported = [d["name"] for d in proc.get_parameters_description()]
     assert [p.name for p in spec.params] == reported  # all 41, in plugin order
@@ -42,7 +41,7 @@ def test_amsynth_spec_covers_plugin(amsynth_plugin):
 def test_amsynth_discrete_values_select_distinct_plugin_steps(amsynth_plugin):
     """Each discrete value shows a different display text, in order: the values come from the plugin."""
     spec = load_spec(AMSYNTH)
-    engine = make_engine(spec, RenderSettings())
+    engine = VSTEngine(spec, RenderSettings(), spec.plugin)
     proc = engine._new_processor()
     for i, p in enumerate(spec.params):
         if not p.is_discrete:

@@ -64,6 +64,7 @@ def main() -> None:
         add(f"{o}switch", "bin", default=1.0, excluded=True)
     spec = {
         "name": "dexed",
+        "preset_format": "dx7_sysex",
         "engine": "dexed",
         "description": "Dexed (Yamaha DX7 model) through dexed-py; the paper's 100 used parameters "
         "(92 numerical, 8 categorical).",

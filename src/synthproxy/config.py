@@ -84,6 +84,10 @@ def validate_config(config: dict[str, Any], base_dir: str | Path = ".") -> dict[
             raise ConfigError(f"representations[{i}]: '{key}' is listed twice")
         seen.add(key)
 
+    for name, synth in cfg["synths"].items():
+        unknown = sorted(set(synth.get("render", {})) - set(cfg["render"]))
+        if unknown:
+            raise ConfigError(f"synths.{name}.render: unknown key(s) {unknown}; allowed: {sorted(cfg['render'])}")
     r = cfg["render"]
     if r["note_duration"] > r["duration"]:
         raise ConfigError(
@@ -136,6 +140,7 @@ def validate_config(config: dict[str, Any], base_dir: str | Path = ".") -> dict[
         if tr["optimizer_from_hpo"] and "hpo" not in tr:
             raise ConfigError("training.optimizer_from_hpo: true needs a training.hpo section")
 
+    _check_stages(cfg)
     chunk = cfg.get("dataset", {}).get("chunk_rows", 1)
     for split, s in cfg.get("dataset", {}).get("splits", {}).items():
         if s["shard_size"] % chunk:
@@ -146,6 +151,51 @@ def validate_config(config: dict[str, Any], base_dir: str | Path = ".") -> dict[
     return cfg
 
 
+def _check_ranking_groups(cfg: dict[str, Any], base: Path) -> None:
+    """Every name in ``ranking.groups`` is a group of at least one synth's group file (no silent drop)."""
+    from synthproxy.pipeline.ranking import load_groups, slug
+    from synthproxy.synths.spec import load_spec
+
+    known: set[str] = set()
+    for synth, groups in cfg["ranking"]["synths"].items():
+        spec_path = Path(cfg["synths"][synth]["spec"])
+        spec = load_spec(spec_path if spec_path.is_absolute() else base / spec_path)
+        known |= {slug(g.name) for g in load_groups(groups if Path(groups).is_absolute() else base / groups, spec)}
+    for i, name in enumerate(cfg["ranking"]["groups"]):
+        if slug(name) not in known:
+            raise ConfigError(f"ranking.groups[{i}]: '{name}' is not a group of any ranking file; groups: "
+                              f"{sorted(known)}")
+
+
+def _check_stages(cfg: dict[str, Any]) -> None:
+    """Names in the matching and DDSP sections: configured synths, trained architectures, known metrics."""
+    from synthproxy.metrics.audio import metric_names
+
+    metrics = set(metric_names())
+    if "matching" in cfg:
+        m = cfg["matching"]
+        for synth in m["synths"]:
+            if synth not in cfg["synths"]:
+                raise ConfigError(f"matching.synths.{synth}: not a configured synth; "
+                                  f"configured: {sorted(cfg['synths'])}")
+        archs = sorted(cfg.get("training", {}).get("archs", {}))
+        if "training" in cfg and m["proxy_arch"] != "best" and m["proxy_arch"] not in archs:
+            raise ConfigError(f"matching.proxy_arch: '{m['proxy_arch']}' is not trained; training.archs: {archs} "
+                              "(or best)")
+        bad = [x for x in m["evaluation"]["metrics"] if x not in metrics]
+        if bad:
+            raise ConfigError(f"matching.evaluation.metrics: unknown {bad}; valid: {sorted(metrics)}")
+    if "ddsp" in cfg:
+        bad = [x for x in cfg["ddsp"]["evaluation"]["metrics"] if x not in metrics]
+        if bad:
+            raise ConfigError(f"ddsp.evaluation.metrics: unknown {bad}; valid: {sorted(metrics)}")
+        if cfg["ddsp"]["benchmark"]["variant"] not in ("raw_env", "fx_env"):
+            raise ConfigError("ddsp.benchmark.variant: must be a variant with static parameters (raw_env, fx_env)")
+    dist = cfg.get("distribution")
+    if dist and "dataset" in cfg and dist["synthetic_split"] not in cfg["dataset"]["splits"]:
+        raise ConfigError(f"distribution.synthetic_split: '{dist['synthetic_split']}' is not in dataset.splits")
+
+
 def _check_representation(rep: dict[str, Any], where: str) -> None:
     """The representation is registered and accepts its options (weights are not needed to check this)."""
     try:
@@ -154,6 +204,20 @@ def _check_representation(rep: dict[str, Any], where: str) -> None:
         raise ConfigError(f"{where}.name: {exc}") from exc
     except TypeError as exc:
         raise ConfigError(f"{where}.options: {exc}") from exc
+
+
+def check_workflow(cfg: dict[str, Any], base_dir: str | Path = ".") -> None:
+    """Requirements between sections of a whole workflow config (the steps get slices and skip these)."""
+    if "ranking" in cfg and cfg["ranking"]["groups"] is not None:
+        _check_ranking_groups(cfg, Path(base_dir))
+    for synth in cfg.get("matching", {}).get("synths", {}):
+        if synth not in cfg.get("handcrafted", {}).get("synths", {}):
+            raise ConfigError(f"matching.synths.{synth}: sound matching trains on hand-crafted presets; add "
+                              f"handcrafted.synths.{synth}")
+    if "matching" in cfg and "training" not in cfg:
+        raise ConfigError("matching: needs a training section (the proxies it trains with)")
+    if "ddsp" in cfg and "training" not in cfg:
+        raise ConfigError("ddsp: the proxy-gradient study needs a training section (the architectures it trains)")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -186,14 +250,15 @@ def config_from_cli(config_path: str | None, config_json: str | None) -> dict[st
 def check_synths(cfg: dict[str, Any]) -> dict[str, Any]:
     """Load every configured synth's spec and check its engine and plugin file; ``{name: SynthSpec}``.
 
-    A missing plugin stops here, naming the path and the config key ``synths.<name>.plugin``.
+    A missing plugin stops here, naming the path and the config key ``synths.<name>.plugin``; so does a spec that
+    names a parameter the engine lacks (the plugin is loaded once to list its parameters).
     """
-    from synthproxy.synths.engines import plugin_path_for
+    from synthproxy.synths.engines import plugin_path_for, validate_engine
     from synthproxy.synths.spec import load_spec
 
     specs = {}
     for name, s in cfg["synths"].items():
         spec = load_spec(s["spec"])
-        plugin_path_for(spec, s.get("plugin"), name)
+        validate_engine(spec, plugin_path_for(spec, s.get("plugin"), name))
         specs[name] = spec
     return specs

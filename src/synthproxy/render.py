@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from synthproxy.audio.representations import Representation
+from synthproxy.errors import ConfigError
 from synthproxy.synths.engines import Engine, RenderSettings, make_engine, rms
 from synthproxy.synths.spec import SynthSpec
 
@@ -91,9 +92,12 @@ class RenderEmbedder:
         plugin: plugin file for engines that need one.
         sample_rates: rates to render at when there are no representations (e.g. listening renders);
             by default the models' rates, primary first.
+
+    ``spec=None`` gives the check and the embedding of audio rendered elsewhere (the differentiable synth
+    renders whole batches itself); :meth:`render` then has no engine.
     """
 
-    def __init__(self, spec: SynthSpec, render: RenderConfig,
+    def __init__(self, spec: SynthSpec | None, render: RenderConfig,
                  representations: Mapping[str, tuple[Representation, str]] | None = None,
                  plugin: str | None = None, sample_rates: list[int] | None = None) -> None:
         self.spec = spec
@@ -113,6 +117,8 @@ class RenderEmbedder:
     def engine(self, sample_rate: int | None = None) -> Engine:
         """The engine rendering at ``sample_rate`` (built on first use: plugins load only when needed)."""
         sr = sample_rate or self.primary
+        if self.spec is None:
+            raise ConfigError("this render core has no synth spec, so no engine: it only checks and embeds audio")
         if sr not in self._engines:
             self._engines[sr] = make_engine(self.spec, self.render_config.settings(sr), self.plugin)
         return self._engines[sr]

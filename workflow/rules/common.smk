@@ -6,7 +6,7 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
-from synthproxy.config import check_synths, embedding_key, validate_config
+from synthproxy.config import check_synths, check_workflow, embedding_key, validate_config
 from synthproxy.errors import SynthProxyError
 
 # Rules run `python -m synthproxy ...`: make `python` the interpreter running Snakemake (the project's
@@ -15,6 +15,7 @@ os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.g
 
 try:
     CFG = validate_config(config)
+    check_workflow(CFG)
     SPECS = check_synths(CFG)
 except SynthProxyError as exc:
     raise WorkflowError(f"synthproxy: {exc}") from None
@@ -86,6 +87,14 @@ def handcrafted_inputs(wildcards):
     return inputs
 
 
+def preset_folder_manifest(synth):
+    """Digest of the configured hand-crafted preset folder (a fetched folder, being an output, is tracked already)."""
+    from synthproxy.presets.formats import get_format
+
+    src = CFG["handcrafted"]["synths"][synth]
+    return get_format(src["format"]).manifest(src["path"])
+
+
 DIST = dict(CFG.get("distribution", {}))
 if DIST and not DIST.get("representation"):
     DIST["representation"] = embedding_key(CFG["representations"][0])
@@ -95,6 +104,12 @@ TRAINING = CFG.get("training", {})
 ARCHS = list(TRAINING.get("archs", {}))
 TRAIN_SYNTHS = SYNTHS if TRAINING else []
 HANDCRAFTED_TRAINED = [s for s in HANDCRAFTED_SYNTHS if s in TRAIN_SYNTHS]
+
+
+def gpu_request():
+    """GPUs a training job asks SLURM for (the plugin's `gpu` resource, sbatch --gpus): 1 when training.device
+    is CUDA ("cuda", "cuda:1"), else 0 ("auto" requests none: set "cuda" to get a GPU node). Local runs ignore it."""
+    return 1 if str(TRAINING.get("device", "")).lower().startswith("cuda") else 0
 
 
 def _arch_train_settings(arch):
@@ -145,6 +160,63 @@ def hpo_settings(synth, arch):
     return json.dumps(out, sort_keys=True)
 
 
+OOD = dict(CFG.get("out_of_domain", {}))
+MATCHING = dict(CFG.get("matching", {}))
+MATCH_SYNTHS = list(MATCHING.get("synths", {})) if TRAINING else []
+
+
+def match_models():
+    """Estimator names of the matching stage (ploss, mix_hard, ...): strategies x relaxations."""
+    from synthproxy.matching.datasets import matching_models
+
+    return list(matching_models(CFG["matching"])) if MATCHING else []
+
+
+def model_uses_proxy(model):
+    from synthproxy.matching.datasets import matching_models
+
+    return matching_models(CFG["matching"])[model][1] is not None
+
+
+def matching_config(synth):
+    """The config slice of one synth's sound matching (proxy data and training included: they feed it)."""
+    keys = ("representations", "dataset", "training", "out_of_domain")
+    cfg = json.loads(stage_config(synth, *[k for k in keys if k in CFG]))
+    cfg["matching"] = dict(CFG["matching"], synths={synth: CFG["matching"]["synths"][synth]})
+    return json.dumps(cfg, sort_keys=True)
+
+
+DDSP = dict(CFG.get("ddsp", {}))
+DDSP_VARIANTS = list(DDSP.get("variants", []))
+
+
+def ddsp_models(variant):
+    """Estimators of a DDSP variant: strategies, the Conv2D baseline, the proxy study's two (FX-Env)."""
+    from synthproxy.matching.ddsp_data import ddsp_models as models
+
+    return list(models(DDSP, variant))
+
+
+def ddsp_model_info(variant, model):
+    from synthproxy.matching.ddsp_data import ddsp_models as models
+    from synthproxy.matching.ddsp_data import ddsp_strategies
+
+    m = models(DDSP, variant)[model]
+    return m | {"ood": ddsp_strategies(DDSP)[m["strategy"]].needs_out_of_domain}
+
+
+def ddsp_config():
+    """The config slice of the DDSP stage."""
+    keys = ("seed", "render", "synths", "ddsp", "out_of_domain")
+    return json.dumps({k: CFG[k] for k in keys if k in CFG}, sort_keys=True)
+
+
+def ddsp_proxy_config():
+    """The DDSP proxy study also reads the proxy stage's architectures."""
+    keys = ("seed", "render", "synths", "ddsp", "representations", "dataset", "training")
+    return json.dumps({k: CFG[k] for k in keys if k in CFG}, sort_keys=True)
+
+
 def table_files():
     """Every table and figure of the configured stages: the inputs of ``collect_tables`` (``results/tables``)."""
     out = expand("results/analysis/dataset_summary.{ext}", ext=["csv", "md", "tex"])
@@ -160,6 +232,18 @@ def table_files():
         out += ["results/analysis/training_curves.png"]
         if HANDCRAFTED_TRAINED:
             out += expand("results/analysis/handcrafted.{ext}", ext=["csv", "md", "tex"])
+    if OOD:
+        out += expand("results/analysis/out_of_domain.{ext}", ext=["csv", "md", "tex"])
+    if MATCH_SYNTHS:
+        out += expand("results/analysis/{name}.{ext}", name=["matching_in_domain", "matching_out_of_domain",
+                                                             "proxy_finetune"], ext=["csv", "md", "tex"])
+        out += ["results/analysis/matching_examples.html", "results/analysis/matching_examples"]
+    if DDSP_VARIANTS:
+        out += expand("results/analysis/{name}.{ext}", ext=["csv", "md", "tex"],
+                      name=["ddsp_in_domain", "ddsp_out_of_domain", "ddsp_effects", "ddsp_benchmark"])
+        out += ["results/analysis/ddsp_effects.png", "results/analysis/ddsp_benchmark.png"]
+        if DDSP.get("proxy") and "fx_env" in DDSP_VARIANTS and TRAINING:
+            out += expand("results/analysis/proxy_gradients.{ext}", ext=["csv", "md", "tex", "png"])
     return out
 
 

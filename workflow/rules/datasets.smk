@@ -19,7 +19,7 @@ rule init_store:
         runtime=10,
     shell:
         "python -m synthproxy init-store --config-json {params.cfg:q} --synth {wildcards.synth} "
-        "--split {wildcards.split} --store {params.store} --marker {output} > {log} 2>&1"
+        "--split {wildcards.split} --store {params.store} --marker {output} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
 
 
 rule render_shard:
@@ -41,7 +41,7 @@ rule render_shard:
     shell:
         "python -m synthproxy render-shard --config-json {params.cfg:q} --synth {wildcards.synth} "
         "--split {wildcards.split} --store {params.store} --shard {wildcards.shard} --threads {threads} "
-        "--marker {output} > {log} 2>&1"
+        "--marker {output} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
 
 
 rule finalize_split:
@@ -64,7 +64,7 @@ rule finalize_split:
         runtime=30,
     shell:
         "python -m synthproxy finalize-split --config-json {params.cfg:q} --synth {wildcards.synth} "
-        "--split {wildcards.split} --store {params.store} --shard-markers {input} --out {output} > {log} 2>&1"
+        "--split {wildcards.split} --store {params.store} --shard-markers {input} --out {output} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
 
 
 rule dataset_summary:
@@ -89,4 +89,4 @@ rule dataset_summary:
         mem_mb=1000,
         runtime=5,
     shell:
-        "python -m synthproxy dataset-summary --stats {input} --out-prefix {params.prefix} > {log} 2>&1"
+        "python -m synthproxy dataset-summary --stats {input} --out-prefix {params.prefix} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"

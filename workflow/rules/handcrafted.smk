@@ -14,18 +14,21 @@ rule fetch_dx7_cartridges:
         mem_mb=2000,
         runtime=30,
     shell:
-        "python -m synthproxy fetch-dx7-cartridges --dest {output} > {log} 2>&1"
+        "python -m synthproxy fetch-dx7-cartridges --dest {output} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
 
 
 rule import_handcrafted:
     input:
         unpack(handcrafted_inputs),
     output:
-        "results/data/{synth}/handcrafted.import.json",
+        report="results/data/{synth}/handcrafted.import.json",
+        files="results/data/{synth}/handcrafted.import.files.csv",
     params:
         cfg=lambda w: handcrafted_config(w.synth),
         store=lambda w: store(w.synth, "handcrafted"),
         source=lambda w, input: f"--source {input.fetched}" if "fetched" in input.keys() else "",
+        # a digest of the preset folder's files: adding, removing or editing one reruns the import
+        manifest=lambda w: preset_folder_manifest(w.synth),
     log:
         "logs/handcrafted/import_handcrafted/{synth}.log",
     conda:
@@ -36,7 +39,7 @@ rule import_handcrafted:
         runtime=30,
     shell:
         "python -m synthproxy import-handcrafted --config-json {params.cfg:q} --synth {wildcards.synth} "
-        "--store {params.store} {params.source} --report {output} > {log} 2>&1"
+        "--store {params.store} {params.source} --report {output.report} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
 
 
 rule render_handcrafted:
@@ -57,7 +60,7 @@ rule render_handcrafted:
         runtime=240,
     shell:
         "python -m synthproxy render-handcrafted --config-json {params.cfg:q} --synth {wildcards.synth} "
-        "--store {params.store} --shard {wildcards.shard} --threads {threads} --marker {output} > {log} 2>&1"
+        "--store {params.store} --shard {wildcards.shard} --threads {threads} --marker {output} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
 
 
 rule finalize_handcrafted:
@@ -83,7 +86,7 @@ rule finalize_handcrafted:
     shell:
         "python -m synthproxy finalize-handcrafted --config-json {params.cfg:q} --synth {wildcards.synth} "
         "--store {params.store} --import-report {input.report} --shard-markers {input.shards} --out {output} "
-        "> {log} 2>&1"
+        "> {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
 
 
 rule handcrafted_import_table:
@@ -107,7 +110,7 @@ rule handcrafted_import_table:
         mem_mb=1000,
         runtime=5,
     shell:
-        "python -m synthproxy handcrafted-import-table --stats {input} --out-prefix {params.prefix} > {log} 2>&1"
+        "python -m synthproxy handcrafted-import-table --stats {input} --out-prefix {params.prefix} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
 
 
 if HANDCRAFTED_SYNTHS and DIST:
@@ -147,7 +150,7 @@ if HANDCRAFTED_SYNTHS and DIST:
             runtime=60,
         shell:
             "python -m synthproxy distribution --config-json {params.cfg:q} {params.pairs} --key {params.key} "
-            "--out-prefix {params.prefix} --figure {output.figure} --projections {output.projections} > {log} 2>&1"
+            "--out-prefix {params.prefix} --figure {output.figure} --projections {output.projections} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
 
 
 if HANDCRAFTED_TRAINED:
@@ -175,7 +178,7 @@ if HANDCRAFTED_TRAINED:
         shell:
             "python -m synthproxy evaluate-handcrafted --checkpoint {params.ckpt} --store {params.store} "
             "--n-runs {params.runs} --k {params.k} --seed {params.seed} --threads {threads} "
-            "--synth {wildcards.synth} --out {output} > {log} 2>&1"
+            "--synth {wildcards.synth} --out {output} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
 
     rule handcrafted_table:
         input:
@@ -205,4 +208,4 @@ if HANDCRAFTED_TRAINED:
             runtime=5,
         shell:
             "python -m synthproxy handcrafted-table --hand {input.hand} --synthetic {input.synthetic} "
-            "--out-prefix {params.prefix} > {log} 2>&1"
+            "--out-prefix {params.prefix} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"

@@ -21,7 +21,7 @@ rule ranking_group:
     shell:
         "python -m synthproxy ranking-group --config-json {params.cfg:q} --synth {wildcards.synth} "
         "--group {wildcards.group} --out-csv {output.scores} --out-json {output.side} --threads {threads} "
-        "> {log} 2>&1"
+        "> {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
 
 
 rule ranking_summary:
@@ -53,4 +53,4 @@ rule ranking_summary:
         runtime=10,
     shell:
         "python -m synthproxy ranking-summary --scores {input.scores} --side {input.side} "
-        "--out-prefix {params.prefix} --figure {output.figure} > {log} 2>&1"
+        "--out-prefix {params.prefix} --figure {output.figure} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"

@@ -15,4 +15,4 @@ rule collect_tables:
         mem_mb=500,
         runtime=5,
     shell:
-        "python -m synthproxy collect-tables --inputs {input} --out {output} > {log} 2>&1"
+        "python -m synthproxy collect-tables --inputs {input} --out {output} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"

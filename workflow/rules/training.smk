@@ -24,10 +24,11 @@ if TRAINING:
         resources:
             mem_mb=8000,
             runtime=1440,
+            gpu=gpu_request(),
         shell:
             "python -m synthproxy hpo --train-store {params.train} --val-store {params.val} "
             "--embedding {params.embedding} --arch {wildcards.arch} --out-dir {params.out} "
-            "--threads {threads} --settings-json {params.settings:q} > {log} 2>&1"
+            "--threads {threads} --settings-json {params.settings:q} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
 
     rule train_encoder:
         input:
@@ -50,12 +51,12 @@ if TRAINING:
         resources:
             mem_mb=8000,
             runtime=2880,
-            slurm_extra="'--gres=gpu:1'",
+            gpu=gpu_request(),
         shell:
             "python -m synthproxy train-encoder --train-store {params.train} --val-store {params.val} "
             "--embedding {params.embedding} --arch {wildcards.arch} --out-dir {params.out} "
             "--threads {threads} --settings-json {params.settings:q} --summary {output.summary} {params.optimizer_from} "
-            "> {log} 2>&1"
+            "> {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
 
     rule evaluate_synthetic:
         input:
@@ -80,7 +81,7 @@ if TRAINING:
         shell:
             "python -m synthproxy evaluate-synthetic --checkpoint {params.ckpt} --store {params.store} "
             "--n-runs {params.runs} --k {params.k} --seed {params.seed} --threads {threads} "
-            "--settings-json '{{\"device\": \"cpu\"}}' --out {output} --synth {wildcards.synth} > {log} 2>&1"
+            "--settings-json '{{\"device\": \"cpu\"}}' --out {output} --synth {wildcards.synth} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
 
     rule encoder_tables:
         input:
@@ -127,4 +128,4 @@ if TRAINING:
         shell:
             "python -m synthproxy encoder-tables --scores {input.scores} --summaries {input.summaries} "
             "--histories {input.histories} --hpo {input.hpo} --specs {params.specs} "
-            "--out-dir results/analysis > {log} 2>&1"
+            "--out-dir results/analysis > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"

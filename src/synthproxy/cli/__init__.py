@@ -2,10 +2,10 @@
 
 Every Snakemake rule runs one of these steps, with the rule's name (``render_shard`` → ``render-shard``), so
 each step also runs by hand. The steps live in one module per rules file (:mod:`.datasets`, :mod:`.ranking`,
-:mod:`.handcrafted`, :mod:`.training`, :mod:`.tables`; by-hand tools in :mod:`.tools`); they parse arguments and
-call one function of the package. Steps that need the configuration take ``--config config/config.yaml`` (by
-hand) or ``--config-json`` (what rules pass, so that Snakemake re-runs a step exactly when the settings it uses
-change).
+:mod:`.handcrafted`, :mod:`.training`, :mod:`.matching`, :mod:`.tables`; by-hand tools in :mod:`.tools`); they
+parse arguments and call one function of the package. Steps that need the configuration take ``--config
+config/config.yaml`` (by hand) or ``--config-json`` (what rules pass, so that Snakemake re-runs a step exactly
+when the settings it uses change).
 """
 
 from __future__ import annotations
@@ -14,7 +14,17 @@ import argparse
 import logging
 import sys
 
-from synthproxy.cli import datasets, handcrafted, ranking, tables, tools, training  # noqa: F401 - register steps
+from synthproxy.cli import (  # noqa: F401 - importing registers the steps
+    datasets,
+    ddsp,
+    handcrafted,
+    matching,
+    plan,
+    ranking,
+    tables,
+    tools,
+    training,
+)
 from synthproxy.cli.common import COMMANDS
 from synthproxy.errors import SynthProxyError
 
@@ -41,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if args.verbose:
+            raise
+        # outputs are written atomically and chunk by chunk: nothing half-written stays, a rerun resumes
+        print(f"interrupted: {args.command} stopped; rerun it (or the workflow) to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,9 +12,10 @@ from synthproxy.cli.common import command, config_args, load_cfg
 @command("validate-config", config_args)
 def validate_config(args: argparse.Namespace) -> int:
     """Validate a config (schema, files, plugins) and print it with defaults filled in."""
-    from synthproxy.config import check_synths
+    from synthproxy.config import check_synths, check_workflow
 
     cfg = load_cfg(args)
+    check_workflow(cfg)
     check_synths(cfg)
     print(json.dumps(cfg, indent=2))
     return 0

@@ -134,3 +134,11 @@ def read_valid(store_path: Path | str, key: str, splits: tuple[str, ...] = SPLIT
     mask = np.asarray(root["valid"][:]).astype(bool) & np.isin(np.asarray(root["split"][:]),
                                                                  [SPLITS.index(s) for s in splits])
     return np.asarray(root["presets"][:])[mask], np.asarray(require_embedding(root, key, store_path)[:])[mask]
+
+
+def add_arrays(root: zarr.Group, arrays: dict[str, tuple[tuple[int, ...], tuple[int, ...], str]]) -> None:
+    """Create extra row-aligned arrays ``{name: (shape, chunks, dtype)}`` in a store (kept when they exist)."""
+    for name, (shape, chunks, dtype) in arrays.items():
+        if name not in root:
+            root.create_array(name, shape=shape, chunks=chunks, dtype=dtype,
+                              fill_value=np.nan if np.dtype(dtype).kind == "f" else 0)

@@ -175,14 +175,20 @@ def render_shard(plan: DatasetPlan, store_path: Path, shard: int, marker: Path) 
     wall = time.perf_counter() - t0
     n_new = sum(e - s for _, s, e in todo)
     attempts = np.asarray(root["attempts"][start:stop], dtype=np.int64)
+    # whole-shard figures come from the per-chunk records (a resumed run rendered only some chunks); this run's
+    # figures are labelled as such
+    chunks = [c for c, _, _ in chunk_ranges(start, stop, plan.chunk_rows)]
+    cs = np.asarray(root["chunk_stats"][chunks[0]:chunks[-1] + 1], dtype=np.float64)
+    known = np.isfinite(cs).all(axis=1)
+    shard_reasons = {name: int(cs[known, i].sum()) for i, name in enumerate(CHUNK_STATS[:3])}
     info = {
         "synth": plan.synth, "split": plan.split, "shard": shard, "rows": [start, stop],
-        "chunks_resumed": len(chunk_ranges(start, stop, plan.chunk_rows)) - len(todo),
-        "presets_rendered": n_new, "rejections": int(attempts.sum()),
-        "rejections_by_reason": dict(renderer.rejections),
-        "wall_seconds": round(wall, 3), "render_seconds": round(renderer.render_seconds, 3),
-        "embed_seconds": round(renderer.embed_seconds, 3),
-        "presets_per_second": round(n_new / wall, 3) if n_new and wall > 0 else None,
+        "chunks_resumed": len(chunks) - len(todo), "chunks_without_stats": int((~known).sum()),
+        "rejections": int(attempts.sum()), "rejections_by_reason": shard_reasons,
+        "this_run": {"presets_rendered": n_new, "rejections_by_reason": dict(renderer.rejections),
+                     "wall_seconds": round(wall, 3), "render_seconds": round(renderer.render_seconds, 3),
+                     "embed_seconds": round(renderer.embed_seconds, 3),
+                     "presets_per_second": round(n_new / wall, 3) if n_new and wall > 0 else None},
         "synthproxy_version": __version__,
     }
     write_json_atomic(marker, info)

@@ -16,8 +16,11 @@ provenance (``source_file``, ``bank_index``, ``preset_name``, ``author``).
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -27,11 +30,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from synthproxy.data.atomic import write_json_atomic
+from synthproxy.data.atomic import write_json_atomic, write_text_atomic
 from synthproxy.data.store import SPLITS, StoreLayout, chunk_ranges, create_store, open_store
 from synthproxy.errors import ConfigError, StoreError
 from synthproxy.pipeline.plan import SynthPlan
-from synthproxy.presets.formats import Collected, get_format
+from synthproxy.presets.formats import Collected, FileOutcome, get_format
 
 _RENDER_META = ("note", "velocity", "note_duration", "duration", "block_size", "rms_min", "rms_max",
                 "fade_out")
@@ -95,9 +98,43 @@ class HandcraftedPlan(SynthPlan):
         return start, min(start + per, n)
 
 
+def file_report_path(report_path: Path) -> Path:
+    """The per-file import report beside the import summary (``handcrafted.import.files.csv``)."""
+    report_path = Path(report_path)
+    return report_path.with_name(report_path.stem + ".files.csv")
+
+
+def write_file_report(col: Collected, path: Path) -> list[FileOutcome]:
+    """Write one CSV row per file read (file, presets kept, what was wrong, a note); return the files with
+    problems."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["file", "presets_kept", "problem", "note"])
+    for o in col.files:
+        w.writerow([o.file, o.kept, o.problem, o.note])
+    write_text_atomic(path, buf.getvalue())
+    return [o for o in col.files if o.problem]
+
+
+def _warn_files(synth: str, bad: list[FileOutcome], total: int, path: Path, shown: int = 20) -> None:
+    if not bad:
+        return
+    lines = [f"{synth}: {len(bad)} of {total} preset file(s) skipped or repaired (full list: {path}):"]
+    lines += [f"  {o.file} (kept {o.kept}): {o.problem}" for o in bad[:shown]]
+    if len(bad) > shown:
+        lines.append(f"  ... and {len(bad) - shown} more in {path}")
+    print("\n".join(lines), file=sys.stderr)
+
+
 def import_handcrafted(plan: HandcraftedPlan, store_path: Path, report_path: Path) -> dict[str, Any]:
-    """Collect, map, dedup and split the synth's presets, and allocate the store with provenance."""
+    """Collect, map, dedup and split the synth's presets, and allocate the store with provenance.
+
+    Besides the summary ``report_path`` (JSON) it writes the per-file report (:func:`file_report_path`) and
+    names, on stderr, every file that was skipped or repaired.
+    """
     col = plan.collect()
+    bad = write_file_report(col, file_report_path(report_path))
+    _warn_files(plan.synth, bad, len(col.files), file_report_path(report_path))
     counts = dict(col.counts)
     presets = plan.spec.from_plugin(col.plugin_vectors)
     counts["mapped onto the spec"] = len(presets)
@@ -123,7 +160,8 @@ def import_handcrafted(plan: HandcraftedPlan, store_path: Path, report_path: Pat
         root.attrs["provenance_written"] = True
     report = {"synth": plan.synth, "counts": list(counts.items()), "candidates": n, "snapped": col.snapped,
               "split_candidates": {s: int((split == i).sum()) for i, s in enumerate(SPLITS)},
-              "source_files": len(set(files))}
+              "source_files": len(set(files)),
+              "files_with_problems": [{"file": o.file, "kept": o.kept, "problem": o.problem} for o in bad]}
     write_json_atomic(report_path, report)
     return report
 

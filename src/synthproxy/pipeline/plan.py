@@ -30,7 +30,7 @@ class SynthPlan:
             raise ConfigError(f"unknown synth '{self.synth}'; configured: {sorted(self.cfg['synths'])}")
         self.synth_cfg: dict[str, Any] = self.cfg["synths"][self.synth]
         self.spec: SynthSpec = load_spec(self.synth_cfg["spec"])
-        self.render = RenderConfig.from_config(self.cfg["render"])
+        self.render = RenderConfig.from_config(self.cfg["render"] | dict(self.synth_cfg.get("render", {})))
         self.reps: dict[str, tuple[Representation, str]] = representations_from_config(
             self.cfg.get("representations", []))
         # The first representation's rate is the primary render; the RMS filter is applied on it.

@@ -183,7 +183,8 @@ def ranking_group(cfg: dict[str, Any], synth: str, group: str, out_csv: Path, ou
     if "ranking" not in cfg or synth not in cfg["ranking"]["synths"]:
         raise ConfigError(f"ranking.synths has no entry for '{synth}'")
     rk = cfg["ranking"]
-    settings = {"render": cfg["render"], "seed": cfg["seed"] + rk["seed"], "presets_per_group": rk["presets_per_group"],
+    render = cfg["render"] | dict(cfg["synths"][synth].get("render", {}))
+    settings = {"render": render, "seed": cfg["seed"] + rk["seed"], "presets_per_group": rk["presets_per_group"],
                 "steps": rk["steps"], "representations": rk["representations"], "reductions": rk["reductions"],
                 "exclude_anchor": rk["exclude_anchor"]}
     s = cfg["synths"][synth]

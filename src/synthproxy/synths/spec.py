@@ -30,7 +30,7 @@ KINDS = ("num", "bin", "cat")
 _PARAM_KEYS = {
     "name", "type", "default", "excluded", "cardinality", "values", "weights", "interval", "labels", "note",
 }
-_SPEC_KEYS = {"name", "engine", "plugin", "description", "source", "parameters"}
+_SPEC_KEYS = {"name", "engine", "plugin", "description", "source", "parameters", "preset_format", "variant"}
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,10 @@ class SynthSpec:
     plugin: str | None = None
     description: str = ""
     source_path: str = ""
+    preset_format: str | None = None
+    """The preset file format the synth loads (``dx7_sysex``, ``amsynth_bank``; :mod:`synthproxy.presets.formats`)."""
+    variant: str | None = None
+    """Engine-specific variant (the ``ddsp`` engine's synth architecture, e.g. ``fx_env``)."""
     _used_idx: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -110,7 +114,8 @@ class SynthSpec:
         canon = [
             [p.name, p.kind, p.default, p.excluded, p.values, p.weights, p.interval] for p in self.params
         ]
-        blob = json.dumps({"engine": self.engine, "params": canon}, sort_keys=True).encode()
+        ident = {"engine": self.engine, "params": canon} | ({"variant": self.variant} if self.variant else {})
+        blob = json.dumps(ident, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     # ---- conversions -------------------------------------------------------------------------
@@ -298,6 +303,8 @@ def load_spec(path: str | Path) -> SynthSpec:
         plugin=raw.get("plugin"),
         description=str(raw.get("description", "")),
         source_path=str(path),
+        preset_format=raw.get("preset_format"),
+        variant=raw.get("variant"),
     )
     if spec.n_params == 0:
         raise SpecError(f"{path}: every parameter is excluded")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from synthproxy.errors import ConfigError
 from synthproxy.presets.formats.amsynth_bank import AmsynthBankFormat
-from synthproxy.presets.formats.base import Collected, PresetFormat
+from synthproxy.presets.formats.base import Collected, FileOutcome, PresetFormat
 from synthproxy.presets.formats.dx7_sysex import DX7SysexFormat
 
 _FORMATS: dict[str, PresetFormat] = {}
@@ -33,4 +33,4 @@ def get_format(name: str) -> PresetFormat:
 register_format(DX7SysexFormat())
 register_format(AmsynthBankFormat())
 
-__all__ = ["Collected", "PresetFormat", "available_formats", "get_format", "register_format"]
+__all__ = ["Collected", "FileOutcome", "PresetFormat", "available_formats", "get_format", "register_format"]

@@ -58,7 +58,7 @@ import numpy as np
 
 from synthproxy.data.atomic import write_text_atomic
 from synthproxy.errors import ImportFormatError, PluginNotFoundError, SpecError
-from synthproxy.presets.formats.base import Collected, PresetFormat
+from synthproxy.presets.formats.base import Collected, FileOutcome, PresetFormat
 from synthproxy.synths.spec import SynthSpec
 
 __all__ = [
@@ -522,6 +522,8 @@ class ImportResult:
     n_files: int
     snapped: dict[str, int]
     empty_files: list[str] = field(default_factory=list)
+    files: list[FileOutcome] = field(default_factory=list)
+    """Every bank read: presets kept, or why it was skipped ("file:line: problem")."""
 
     @property
     def n_presets(self) -> int:
@@ -567,21 +569,32 @@ def import_amsynth_banks(bank_paths: Iterable[str | Path], spec: SynthSpec) -> I
     sources: list[PresetSource] = []
     warnings: list[MissingParameters] = []
     empty: list[str] = []
+    outcomes: list[FileOutcome] = []
     for path in paths:
-        presets = parse_bank(path, warnings)
+        file_warnings: list[MissingParameters] = []
+        try:
+            presets = parse_bank(path, file_warnings)
+        except ImportFormatError as exc:  # skip this bank, keep the others; every bad bank is reported
+            outcomes.append(FileOutcome(path.name, 0, f"skipped: {exc}"))
+            continue
+        warnings.extend(file_warnings)
         if not presets:
             empty.append(str(path))
+        problem = "" if presets else "skipped: empty bank (no preset)"
+        note = f"{len(file_warnings)} preset(s) omit parameters (amSynth defaults used)" if file_warnings else ""
+        outcomes.append(FileOutcome(path.name, len(presets), problem, note))
         for pr in presets:
             vectors.append(normalised_vector(pr.values, names))
             sources.append(PresetSource(pr.file, pr.bank_index, pr.name))
     if not vectors:
-        raise ImportFormatError(f"the {len(paths)} amSynth bank file(s) hold no preset: {[str(p) for p in paths]}")
+        detail = "; ".join(o.problem.removeprefix("skipped: ") for o in outcomes)
+        raise ImportFormatError(f"the {len(paths)} amSynth bank file(s) hold no usable preset: {detail}")
     plugin_vectors = np.stack(vectors)
     preset_vectors = spec.from_plugin(plugin_vectors)
     snapped = _count_snapped(spec, plugin_vectors, preset_vectors)
     return ImportResult(
         presets=preset_vectors, plugin_vectors=plugin_vectors, sources=sources, warnings=warnings,
-        n_files=len(paths), snapped=snapped, empty_files=empty,
+        n_files=len(paths), snapped=snapped, empty_files=empty, files=outcomes,
     )
 
 
@@ -599,6 +612,26 @@ def _count_snapped(spec: SynthSpec, plugin_vectors: np.ndarray, presets: np.ndar
 # ----------------------------------------------------------------------------------------------------
 # Writing, and the format
 # ----------------------------------------------------------------------------------------------------
+def reaching_normalised(name: str, value: float) -> float:
+    """A normalised value ``x`` with ``from_normalised(name, x) == value`` when one exists (else the nearest).
+
+    :func:`to_normalised` is exact from the plugin's side (what it reports after loading ``value``), but the
+    host's ``set_parameter(x)`` maps back through ``setNormalisedValue``, which misses some values by an ulp;
+    searching the neighbouring float32 values finds an ``x`` that lands on ``value`` itself. Every value a
+    host could set (e.g. one this package wrote) is reached exactly.
+    """
+    x = _F32(to_normalised(name, value))
+    target = float(_set_value(_param(name), value))
+    candidates, lo, hi = [x], x, x
+    for _ in range(8):  # the nearest float32 values first
+        lo, hi = np.nextafter(lo, _F32(-1.0)), np.nextafter(hi, _F32(2.0))
+        candidates += [lo, hi]
+    for cand in candidates:
+        if 0.0 <= cand <= 1.0 and from_normalised(name, float(cand)) == target:
+            return float(cand)
+    return float(x)
+
+
 def value_text(value: float) -> str:
     """The shortest decimal text that amSynth's bank reader reads back as exactly the float32 ``value``."""
     target = float(_F32(value))
@@ -640,16 +673,21 @@ class AmsynthBankFormat(PresetFormat):
         source = Path(source)
         if not source.is_dir():
             raise PluginNotFoundError(f"amSynth bank folder not found: {source}; set 'handcrafted.synths.amsynth.path'")
-        paths = sorted(source.glob("*.bank"))
+        paths = self.files(source)
         if not paths:
             raise ImportFormatError(f"{source}: no *.bank files")
         paths = paths[:max_files] if max_files else paths
         res = import_amsynth_banks(paths, spec)
-        counts = {"files read": res.n_files, "presets": res.n_presets,
+        counts = {"files read": res.n_files,
+                  "files skipped (malformed or empty)": sum(o.problem.startswith("skipped") for o in res.files),
+                  "presets": res.n_presets,
                   "presets omitting parameters (amSynth defaults used)": res.n_missing_warnings}
         return Collected(res.plugin_vectors, [Path(s.file).name for s in res.sources],
                          [s.bank_index for s in res.sources], [s.name for s in res.sources],
-                         [Path(s.file).stem for s in res.sources], counts, dict(res.snapped))
+                         [Path(s.file).stem for s in res.sources], counts, dict(res.snapped), res.files)
+
+    def files(self, source: Path) -> list[Path]:
+        return sorted(Path(source).glob("*.bank"))
 
     def write(self, presets: np.ndarray, spec: SynthSpec, path: Path, names: Sequence[str] | None = None) -> Path:
         presets = np.atleast_2d(presets)
@@ -663,3 +701,11 @@ class AmsynthBankFormat(PresetFormat):
             sets.append((name, {n: given.get(n, default_value(n)) for n in AMSYNTH_PARAMETER_NAMES}))
         write_text_atomic(path, bank_text(sets))
         return Path(path)
+
+    def read(self, path: Path, spec: SynthSpec) -> tuple[np.ndarray, list[str]]:
+        """Plugin vectors that make amSynth hold exactly the file's values (:func:`reaching_normalised`)."""
+        presets = parse_bank(Path(path))
+        if not presets:
+            raise ImportFormatError(f"{path}: the bank holds no preset")
+        vectors = [[reaching_normalised(p.name, pr.full_values()[p.name]) for p in spec.params] for pr in presets]
+        return np.asarray(vectors, dtype=np.float64), [pr.name for pr in presets]

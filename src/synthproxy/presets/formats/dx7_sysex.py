@@ -32,7 +32,7 @@ import numpy as np
 
 from synthproxy.data.atomic import write_bytes_atomic
 from synthproxy.errors import ImportFormatError, PluginNotFoundError
-from synthproxy.presets.formats.base import Collected, PresetFormat
+from synthproxy.presets.formats.base import Collected, FileOutcome, PresetFormat
 from synthproxy.synths.engines.dexed import DEXED_PARAMETERS, dexed_plugin_to_voice
 from synthproxy.synths.spec import SynthSpec
 
@@ -768,6 +768,12 @@ def _clean_mask(voices: Sequence[DX7Voice]) -> np.ndarray:
     return _in_range_mask(voices) & not_init
 
 
+def syx_files(root: Path) -> list[Path]:
+    """Every ``.syx`` file (any case) under ``root``, in sorted relative-path order."""
+    return sorted((p for p in root.rglob("*") if p.suffix.lower() == ".syx" and p.is_file()),
+                  key=lambda p: p.relative_to(root).as_posix())
+
+
 def scan_cartridges(root: str | os.PathLike[str]) -> ScanReport:
     """Read every ``.syx`` file (any case) under ``root`` in sorted path order, leniently.
 
@@ -779,10 +785,7 @@ def scan_cartridges(root: str | os.PathLike[str]) -> ScanReport:
             f"DX7 cartridge folder {root_path} does not exist (or is not a folder); "
             "set its location with the config key handcrafted.dexed.source_dir"
         )
-    files = sorted(
-        (p for p in root_path.rglob("*") if p.suffix.lower() == ".syx" and p.is_file()),
-        key=lambda p: p.relative_to(root_path).as_posix(),
-    )
+    files = syx_files(root_path)
     if not files:
         raise ImportFormatError(f"{root_path}: no .syx file in this folder or its subfolders")
 
@@ -925,6 +928,26 @@ def _voice_name(name: str) -> str:
     return clean[:10]
 
 
+def _file_outcomes(report: ScanReport, voices: list[DX7Voice], clean: list[DX7Voice]) -> list[FileOutcome]:
+    """Per-file rows of the import report: voices kept and every defect met (skipped, repaired, dropped).
+
+    Files without a voice are all listed; of the files with voices, those the import read (``max_files``).
+    """
+    kept = Counter(v.file for v in clean)
+    read = Counter(v.file for v in voices)
+    out_of_range = Counter(v.file for v in voices if v.out_of_range)
+    labels = sorted(set(read) | set(report.skipped), key=str)
+    rows = []
+    for label in labels:
+        problems = list(report.warnings.get(label, []))
+        if label in report.skipped:
+            problems.insert(0, f"skipped: {report.skipped[label]}")
+        if out_of_range[label]:
+            problems.append(f"{out_of_range[label]} voice(s) dropped: values beyond the DX7 maxima")
+        rows.append(FileOutcome(label, kept[label], "; ".join(problems)))
+    return rows
+
+
 class DX7SysexFormat(PresetFormat):
     """Dexed / DX7 sysex: reads cartridge folders leniently; writes a 163-byte voice or a 4104-byte bank."""
 
@@ -950,11 +973,16 @@ class DX7SysexFormat(PresetFormat):
         clean = [v for v in voices if not v.out_of_range and not v.is_init]
         counts["dropped: out-of-range values"] = sum(bool(v.out_of_range) for v in voices)
         counts["dropped: INIT VOICE"] = sum(bool(v.is_init) and not v.out_of_range for v in voices)
+        outcomes = _file_outcomes(report, voices, clean)
         if not clean:
-            raise ImportFormatError(f"{source}: no usable DX7 voice found")
+            bad = "; ".join(f"{o.file}: {o.problem}" for o in outcomes if o.problem)[:2000]
+            raise ImportFormatError(f"{source}: no usable DX7 voice found ({bad or 'no .syx file with voices'})")
         vectors = np.stack([dx7_voice_to_plugin(v.params, spec) for v in clean])
         return Collected(vectors, [v.file for v in clean], [v.bank_index * 32 + v.voice_index for v in clean],
-                         [v.name for v in clean], [v.author for v in clean], counts)
+                         [v.name for v in clean], [v.author for v in clean], counts, files=outcomes)
+
+    def files(self, source: Path) -> list[Path]:
+        return syx_files(Path(source))
 
     def write(self, presets: np.ndarray, spec: SynthSpec, path: Path, names: Sequence[str] | None = None) -> Path:
         """One preset → a single-voice dump (163 bytes); 2..32 presets → a 32-voice bank (4104 bytes)."""
@@ -970,3 +998,22 @@ class DX7SysexFormat(PresetFormat):
         data = write_voice_sysex(voices[0]) if len(voices) == 1 else write_bank_sysex(voices)
         write_bytes_atomic(path, data)
         return Path(path)
+
+    def write_bank(self, presets: np.ndarray, spec: SynthSpec, path: Path, names: Sequence[str] | None = None
+                   ) -> Path:
+        """Up to 32 presets as a 4104-byte 32-voice cartridge (the other slots INIT VOICE)."""
+        presets = np.atleast_2d(presets)
+        names = list(names) if names is not None else [f"SYNPROX{i:03d}" for i in range(len(presets))]
+        voices = []
+        for vec, name in zip(spec.to_plugin(presets), names, strict=True):
+            v = plugin_to_dx7_voice(vec, spec)
+            v[NAME_SLICE] = _encode_name(_voice_name(name))
+            voices.append(v)
+        write_bytes_atomic(path, write_bank_sysex(voices))
+        return Path(path)
+
+    def read(self, path: Path, spec: SynthSpec) -> tuple[np.ndarray, list[str]]:
+        res = read_sysex_file(Path(path), strict=True)
+        if not res.voices:
+            raise ImportFormatError(f"{path}: no DX7 voice in the file")
+        return np.stack([dx7_voice_to_plugin(v.params, spec) for v in res.voices]), [v.name for v in res.voices]

@@ -55,6 +55,26 @@ def check_plugin_path(path: str | None, synth: str) -> Path:
     return p
 
 
+def plugin_parameters(spec: SynthSpec, plugin_path: str | None) -> dict[str, int]:
+    """The plugin's parameter indices by name; a spec naming a parameter the plugin lacks raises SpecError."""
+    import dawdreamer
+
+    path = str(check_plugin_path(plugin_path or spec.plugin, spec.name))
+    engine = dawdreamer.RenderEngine(44100, 128)  # must outlive the processor
+    with quiet_native_output():
+        try:
+            proc = engine.make_plugin_processor("probe", path)
+        except Exception as exc:  # DawDreamer raises a bare RuntimeError
+            raise PluginNotFoundError(f"could not load plugin {path}: {exc}") from exc
+    reported = {d["name"]: d["index"] for d in proc.get_parameters_description()}
+    del proc, engine
+    missing = [p.name for p in spec.params if p.name not in reported]
+    if missing:
+        raise SpecError(f"{spec.source_path}: spec names parameter(s) that the plugin {path} lacks: {missing}. "
+                        f"The plugin reports: {sorted(reported)}")
+    return reported
+
+
 class VSTEngine(Engine):
     """Any VST plugin hosted by DawDreamer; parameters matched by name."""
 
