@@ -26,6 +26,9 @@ def _fill(inputs: list[Path], tmp: Path) -> None:
         dst = tmp / src.name
         if dst.exists():
             raise FileExistsError(f"two table inputs share the name {src.name}")
+        if src.is_dir():  # a page's files (e.g. the listening page's WAVs and spectrograms)
+            shutil.copytree(src, dst)
+            continue
         shutil.copy2(src, dst)
         names.append(src.name)
     index = ["# Tables and figures", "", "Produced by the synthproxy workflow (`snakemake results/tables`).", ""]
@@ -36,4 +39,5 @@ def _fill(inputs: list[Path], tmp: Path) -> None:
         if md:
             index.append((tmp / md).read_text())
         index += [f"![{f}]({f})\n" for f in files if f.endswith(".png")]
+        index += [f"Open [{f}]({f}) in a browser.\n" for f in files if f.endswith(".html")]
     (tmp / "README.md").write_text("\n".join(index))
