@@ -7,6 +7,11 @@ then gives the vector stored and learned: ``nop`` concatenates the frames, ``avg
 
 All computations are batched torch ops (``torch.stft``; mel filters from librosa, computed once), so
 one call embeds a whole render batch.
+
+``Representation.__call__`` runs under ``torch.inference_mode()`` (the dataset path);
+:meth:`Representation.embed_differentiable` computes the same numbers with autograd (the analysis of gradients
+through "synth + representation"), on the input's device and in its dtype (float32, or float64 for gradient
+checks). The hand-crafted models support it; learned ones (EfficientAT) do not.
 """
 
 from __future__ import annotations
@@ -34,6 +39,43 @@ def reduce_frames(features: torch.Tensor, reduction: str) -> torch.Tensor:
     raise ConfigError(f"unknown temporal reduction '{reduction}'; valid: {list(REDUCTIONS)}")
 
 
+def _records_grad(x: torch.Tensor) -> bool:
+    """True when an op on ``x`` records an autograd graph (outside inference mode, grad on, ``x`` needs grad)."""
+    return x.requires_grad and torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+
+
+def _constant_like(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A constant (filterbank, DCT matrix) on ``like``'s device and in its dtype, usable in an autograd graph.
+
+    For float32 CPU input this is ``t`` itself (the inference path is unchanged). A tensor created under
+    ``inference_mode`` cannot be saved for backward, so outside inference mode such a tensor is cloned.
+    """
+    out = t.to(device=like.device, dtype=like.dtype)
+    if out.is_inference() and not torch.is_inference_mode_enabled():
+        out = out.clone()
+    return out
+
+
+_SPARSE_GRAD_OK: dict[torch.dtype, bool] = {}
+
+
+def sparse_mm_supports_grad(dtype: torch.dtype = torch.float32) -> bool:
+    """Whether ``torch.sparse.mm(sparse COO, dense)`` back-propagates to the dense operand on CPU (checked once
+    per dtype on a tiny product against the dense result; the mel product falls back to dense when not)."""
+    if dtype not in _SPARSE_GRAD_OK:
+        ok = False
+        try:
+            with torch.inference_mode(False), torch.enable_grad():
+                a = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0]], dtype=dtype)
+                x = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=dtype, requires_grad=True)
+                torch.sparse.mm(a.to_sparse().coalesce(), x).sum().backward()
+                ok = x.grad is not None and bool(torch.allclose(x.grad, a.sum(0)[:, None].expand(2, 2)))
+        except (RuntimeError, NotImplementedError):  # pragma: no cover - depends on the torch build
+            ok = False
+        _SPARSE_GRAD_OK[dtype] = ok
+    return _SPARSE_GRAD_OK[dtype]
+
+
 def all_finite(x: torch.Tensor) -> bool:
     """True when no value is NaN/inf. On CPU numpy's check is ~20x faster than ``torch.isfinite``."""
     if x.device.type == "cpu":
@@ -50,6 +92,8 @@ class Representation:
     # On CPU, batches are embedded this many clips at a time: a few clips' spectrograms stay in cache,
     # which makes STFT-based features ~2.5x faster per clip than one pass over a 32-clip batch.
     cpu_block: int | None = None
+    # Whether embed_differentiable is available (pure torch ops from the audio to the embedding).
+    differentiable: bool = False
 
     def features(self, audio: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         """``(B, T)`` audio → ``(B, frames, F)`` features."""
@@ -89,6 +133,34 @@ class Representation:
             raise AudioError(f"{self.name}: embedding holds NaN/inf values")
         return out
 
+    def embed_differentiable(self, audio: torch.Tensor, reduction: str) -> torch.Tensor:
+        """Embed ``(B, T)`` (or ``(T,)``) audio at the model's rate with autograd: ``(B, D)``.
+
+        The same numbers as :meth:`__call__` (same ops, same CPU blocking) but differentiable w.r.t. ``audio``,
+        on its device and in its floating dtype (float32 as ``__call__``; float64 for gradient checks). No
+        resampling and no NaN scan (a scan would synchronise every call); the caller owns the input.
+        """
+        if not self.differentiable:
+            raise ConfigError(f"{self.name}: this audio model has no differentiable path (embed_differentiable)")
+        if not torch.is_tensor(audio) or not audio.is_floating_point():
+            raise AudioError(f"{self.name}: embed_differentiable takes a floating torch tensor (B, T)")
+        if audio.ndim == 1:
+            audio = audio[None]
+        if audio.ndim != 2:
+            raise AudioError(f"{self.name}: audio must have shape (B, T) or (T,), got {tuple(audio.shape)}")
+        if audio.shape[-1] < self.min_samples:
+            raise AudioError(
+                f"{self.name}: audio of {audio.shape[-1]} samples is shorter than the minimum of "
+                f"{self.min_samples} samples at {self.sample_rate} Hz"
+            )
+        if audio.dtype not in (torch.float32, torch.float64):
+            audio = audio.float()
+        block = self.cpu_block if audio.device.type == "cpu" and self.cpu_block else audio.shape[0]
+        with torch.inference_mode(False):
+            if block >= audio.shape[0]:
+                return self._embed(audio, reduction)
+            return torch.cat([self._embed(audio[i:i + block], reduction) for i in range(0, audio.shape[0], block)])
+
     def _embed(self, audio: torch.Tensor, reduction: str) -> torch.Tensor:
         if reduction == "avg" and hasattr(self, "pooled"):  # a cheaper exact path for time averages
             return self.pooled(audio)
@@ -107,11 +179,14 @@ _POWER_CACHE_SIZE = 4
 
 
 class _STFTMixin:
-    window_cache: dict[tuple[int, str], torch.Tensor]
+    window_cache: dict[tuple, torch.Tensor]
     cpu_block: int | None = 4
+    differentiable: bool = True
 
     def _power(self, audio: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
         """``(B, T)`` → power spectrogram ``(B, n_fft//2+1, frames)`` with a Hann window."""
+        if _records_grad(audio):  # a differentiable pass: neither read nor fill the (inference) cache
+            return self._compute_power(audio, n_fft, hop)
         for cached_audio, c_fft, c_hop, power in _POWER_CACHE:
             if cached_audio is audio and c_fft == n_fft and c_hop == hop:
                 return power
@@ -122,9 +197,10 @@ class _STFTMixin:
         return power
 
     def _compute_power(self, audio: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
-        key = (n_fft, str(audio.device))
+        # windows made under inference_mode cannot be saved for backward: the mode is part of the key
+        key = (n_fft, str(audio.device), audio.dtype, torch.is_inference_mode_enabled())
         if key not in self.window_cache:
-            self.window_cache[key] = torch.hann_window(n_fft, device=audio.device)
+            self.window_cache[key] = torch.hann_window(n_fft, device=audio.device, dtype=audio.dtype)
         spec = torch.stft(
             audio, n_fft=n_fft, hop_length=hop, window=self.window_cache[key], center=True,
             pad_mode="constant", return_complex=True,
@@ -154,10 +230,12 @@ class MelSpectrogram(_STFTMixin, Representation):
     def mel(self, audio: torch.Tensor) -> torch.Tensor:
         """Mel power spectrogram ``(B, frames, n_mels)``."""
         power = self._power(audio, self.n_fft, self.hop)  # (B, freqs, frames)
-        if audio.device.type == "cpu":
-            mel = torch.stack([torch.sparse.mm(self._fb_sparse, p) for p in power])
+        grad = _records_grad(power)
+        if audio.device.type == "cpu" and (not grad or sparse_mm_supports_grad(power.dtype)):
+            fb_sparse = _constant_like(self._fb_sparse, power)
+            mel = torch.stack([torch.sparse.mm(fb_sparse, p) for p in power])
         else:
-            mel = torch.matmul(self._fb.T.to(audio.device), power)
+            mel = torch.matmul(_constant_like(self._fb, power).T, power)
         return mel.transpose(1, 2)
 
     def features(self, audio: torch.Tensor) -> torch.Tensor:
@@ -194,7 +272,7 @@ class MFCC(_STFTMixin, Representation):
     def features(self, audio: torch.Tensor) -> torch.Tensor:
         # librosa's power_to_db (10 log10, top_db=None) followed by an orthonormal DCT.
         db = 10.0 * torch.log10(torch.clamp(self._mel.mel(audio), min=1e-10))
-        return db @ self._dct.to(audio.device)
+        return db @ _constant_like(self._dct, db)
 
     def settings(self) -> dict[str, Any]:
         return super().settings() | {"n_fft": self.n_fft, "hop": self.hop, "n_mels": self.n_mels,
