@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -11,7 +10,7 @@ import yaml
 
 from synthproxy.metrics.retrieval import random_mrr
 
-from .conftest import REPO, shared_data
+from .conftest import REPO
 
 
 def _md_agrees_with_csv(md_path, csv: pd.DataFrame) -> None:
@@ -33,20 +32,6 @@ def _md_agrees_with_csv(md_path, csv: pd.DataFrame) -> None:
                 ref[f"{metric}_std"], abs=5e-5), (md_path.name, encoder, name)
             checked += 1
     assert checked >= len(csv) * 3
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
-    work = root / "main"  # the tiny config reads ../shared/data, as on a fresh clone beside ../shared
-    work.mkdir()
-    (root / "shared").symlink_to(shared_data().parent)
-    (work / "config").symlink_to(REPO / "config")
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
-           "--cores", "2", "results/tables", "--configfile", "config/tiny.yaml"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    return work, cmd
 
 
 @pytest.mark.e2e
