@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -116,3 +117,96 @@ def test_tiny_workflow_imports_handcrafted_presets_and_compares_distributions(ti
     assert set(w["synth"]) == {"dexed", "amsynth"} and len(w) == 4
     assert "ground metric: Euclidean" in (tables / "wasserstein.md").read_text()
     assert (tables / "umap.png").stat().st_size > 10_000
+
+
+@pytest.mark.e2e
+def test_tiny_workflow_matches_sounds_with_proxies(tiny_run):
+    """Tables 5-6 analogs: every synth x schedule x relaxation judged on the real synth, in and out of domain;
+    the listening page links files that exist; the finetuning table has before/after for each synth."""
+    import re
+
+    work, _ = tiny_run
+    tables = work / "results" / "tables"
+    tiny = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
+    synths = list(tiny["matching"]["synths"])
+    models = {("ploss", "-"), ("mix", "hard"), ("mix", "soft"), ("switch", "hard"), ("switch", "soft")}
+    for name, extra in (("matching_in_domain", ["num_l1", "cat_acc", "bin_acc"]), ("matching_out_of_domain", [])):
+        table = pd.read_csv(tables / f"{name}.csv")
+        for synth in synths:
+            part = table[table["synth"] == synth]
+            assert set(zip(part["schedule"], part["relaxation"], strict=True)) == models, (name, synth)
+        for metric in ["stft", "mstft", "mel", "mfccd"]:
+            assert (table[metric] > 0).all() and table[metric].notna().all(), (name, metric)
+        for metric in extra:
+            assert metric in table.columns
+        md = (tables / f"{name}.md").read_text()
+        assert "| stft | mstft | mel | mfccd |" in md and "**" in md and r"\textbf" in (tables / f"{name}.tex").read_text()
+    acc = pd.read_csv(tables / "matching_in_domain.csv")
+    assert ((acc["cat_acc"] >= 0) & (acc["cat_acc"] <= 1)).all()
+    html = (tables / "matching_examples.html").read_text()
+    links = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert sum(link.endswith(".wav") for link in links) >= 2 * len(synths) * (len(models) + 1)
+    for link in links:
+        assert not link.startswith(("http:", "https:", "/")) and (tables / link).is_file(), link
+    fine = pd.read_csv(tables / "proxy_finetune.csv")
+    assert set(fine["synth"]) == set(synths)
+
+
+@pytest.mark.e2e
+def test_tiny_workflow_runs_the_ddsp_stage(tiny_run):
+    work, _ = tiny_run
+    tables = work / "results" / "tables"
+    tiny = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
+    variants = tiny["ddsp"]["variants"]
+    expected = {"fx_env": {"ploss", "synth", "real", "mixed", "conv2d", "proxy_emb", "exact_emb"},
+                "raw": {"ploss", "synth", "real", "mixed"}}
+    for name in ("ddsp_in_domain", "ddsp_out_of_domain"):
+        table = pd.read_csv(tables / f"{name}.csv")
+        for v in variants:
+            assert set(table.loc[table["variant"] == v, "strategy"]) == expected[v], (name, v)
+        for metric in ("lsd", "mcd", "loudness"):
+            assert (table[metric] > 0).all() and table[metric].notna().all(), (name, metric)
+    assert pd.read_csv(tables / "ddsp_in_domain.csv")["param_l1"].between(0, 1).all()
+    effects = pd.read_csv(tables / "ddsp_effects.csv")
+    assert set(effects["strategy"]) == expected["fx_env"] and effects["chorus_used"].between(0, 1).all()
+    bench = pd.read_csv(tables / "ddsp_benchmark.csv")
+    assert len(bench) == 25 and bench["right_fraction"].between(0, 1).all()
+    grads = pd.read_csv(tables / "proxy_gradients.csv")
+    assert {"all", *(f"{r:g}" for r in tiny["ddsp"]["proxy"]["radii"])} == set(grads["group"].astype(str))
+    assert grads["cosine_mean"].between(-1, 1).all() and grads["sign_mean"].between(0, 1).all()
+    match = pd.read_csv(tables / "proxy_gradients_matching.csv")
+    assert set(match["estimator"]) == {"proxy_emb", "exact_emb"}
+    for png in ("ddsp_benchmark.png", "ddsp_effects.png", "proxy_gradients.png"):
+        assert (tables / png).stat().st_size > 10_000, png
+
+
+@pytest.mark.e2e
+def test_match_tool_turns_a_wav_into_files_the_real_synths_load(tiny_run, tmp_path):
+    """`synthproxy match` with the tiny run's estimators: a 44.1 kHz stereo 24-bit WAV in, a 163-byte DX7 voice
+    that dexed-py loads (and an amSynth bank) out, each with a preview rendered from the written file."""
+    import numpy as np
+    import soundfile as sf
+
+    work, _ = tiny_run
+    t = np.arange(int(44100 * 3.0)) / 44100
+    tone = 0.3 * np.sin(2 * np.pi * 220 * t) * np.exp(-t)
+    sf.write(tmp_path / "in.wav", np.stack([tone, 0.5 * tone], axis=1), 44100, subtype="PCM_24")
+    for synth, out in (("dexed", "voice.syx"), ("amsynth", "patch.bank")):
+        proc = subprocess.run([sys.executable, "-m", "synthproxy", "match", str(tmp_path / "in.wav"), "--synth", synth,
+                               "--out", str(tmp_path / out), "--results", "results", "--config", "config/tiny.yaml"],
+                              cwd=work, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "distances to the input" in proc.stdout
+        preview, rate = sf.read(tmp_path / (out.split(".")[0] + ".preview.wav"))
+        assert rate > 0 and np.isfinite(preview).all() and np.abs(preview).max() > 0
+    data = (tmp_path / "voice.syx").read_bytes()
+    assert len(data) == 163 and data[:6] == bytes([0xF0, 0x43, 0x00, 0x00, 0x01, 0x1B]) and data[-1] == 0xF7
+    from dexed import Patch
+
+    patch = Patch.from_sysex(data[6:161] + b"\x3f")  # dexed-py reads the 155 VCED bytes (+ operator-on mask)
+    assert 0 <= patch.algorithm < 32 and patch.name.strip()
+    assert (tmp_path / "patch.bank").read_text().startswith("amSynth")
+    missing = subprocess.run([sys.executable, "-m", "synthproxy", "match", str(tmp_path / "in.wav"), "--synth",
+                              "dexed", "--out", str(tmp_path / "x.syx"), "--results", str(tmp_path / "none"),
+                              "--config", "config/tiny.yaml"], cwd=work, capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and "snakemake" in missing.stderr and "Traceback" not in missing.stderr

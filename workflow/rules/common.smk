@@ -244,6 +244,7 @@ def table_files():
         out += ["results/analysis/ddsp_effects.png", "results/analysis/ddsp_benchmark.png"]
         if DDSP.get("proxy") and "fx_env" in DDSP_VARIANTS and TRAINING:
             out += expand("results/analysis/proxy_gradients.{ext}", ext=["csv", "md", "tex", "png"])
+            out += expand("results/analysis/proxy_gradients_matching.{ext}", ext=["csv", "md", "tex"])
     return out
 
 

@@ -162,6 +162,13 @@ if DDSP_VARIANTS:
                 ),
                 md="results/analysis/proxy_gradients.md",
                 tex="results/analysis/proxy_gradients.tex",
+                matching=report(
+                    "results/analysis/proxy_gradients_matching.csv",
+                    category="DDSP sound matching",
+                    caption="../report/ddsp.rst",
+                ),
+                matching_md="results/analysis/proxy_gradients_matching.md",
+                matching_tex="results/analysis/proxy_gradients_matching.tex",
                 figure=report(
                     "results/analysis/proxy_gradients.png",
                     category="DDSP sound matching",

@@ -112,25 +112,37 @@ def _blank_figure(path: Path, text: str) -> None:
 
 
 def proxy_gradients_table(gradients_csv: Path, scores: list[Path], out_prefix: Path, figure: Path) -> pd.DataFrame:
-    """Gradient agreement by distance to the target (the study's summary, ``<csv stem>.summary.csv``), and match
-    quality through the proxy vs the exact loss."""
+    """Two tables and a figure: gradient agreement by distance to the target (the study's summary,
+    ``<csv stem>.summary.csv``) at ``out_prefix``, and match quality through the proxy vs through the exact
+    embedding loss at ``<out_prefix>_matching``."""
     from synthproxy.report.ddsp import gradients_figure
 
     df = pd.read_csv(gradients_csv)
-    table = pd.read_csv(Path(gradients_csv).with_suffix(".summary.csv"))
-    match = [json.loads(Path(p).read_text()) for p in scores]
+    summary = pd.read_csv(Path(gradients_csv).with_suffix(".summary.csv"))
+    shown = pd.DataFrame({
+        "radius (L∞)": summary["group"].astype(str), "pairs": summary["n"].astype(int),
+        "distance L∞": summary["distance_linf_mean"].round(3), "cosine": summary["cosine"],
+        "sign agreement": summary["sign_agreement"], "exact loss": summary["loss_exact_mean"].round(3)})
+    write_table(shown, out_prefix, "Proxy-gradient fidelity on the DDSP FX-Env synth: for held-out presets x and "
+                "targets at L∞ radius r (inf: another test preset), the gradient of L1(embedding(x), target) w.r.t. the "
+                "preset through the proxy against the exact one through synth + the same representation: cosine "
+                "similarity and sign agreement (parameters with a non-negligible exact gradient), mean ± std over "
+                "pairs.", csv=summary)
     rows = []
-    for r in match:
+    for r in (json.loads(Path(p).read_text()) for p in scores):
         for section in ("in_domain", "out_of_domain"):
             if section in r:
-                rows.append({"estimator": r["model"], "set": section,
+                rows.append({"estimator": r["model"], "embedding loss": r.get("embedding") or "-",
+                             "set": section.replace("_", " "),
                              **{LABELS[m]: round(r[section][m]["mean"], 4) for m in METRICS if m in r[section]}})
-    caption = ("Proxy-gradient fidelity on the DDSP FX-Env synth: cosine similarity and sign agreement between the "
-               "gradient of the embedding loss w.r.t. the preset through the proxy and through the synth + the same "
-               "representation (exact), by distance to the target; and the estimators trained with either embedding "
-               "loss (same representation, same schedule): what a proxy costs where the truth is known.")
-    combined = pd.concat([table.assign(part="gradients"), pd.DataFrame(rows).assign(part="matching")],
-                         ignore_index=True)
-    write_table(combined, out_prefix, caption)
+    match = pd.DataFrame(rows)
+    bold = {}
+    for col in [LABELS[m] for m in METRICS if LABELS[m] in match.columns]:
+        bold[col] = {int(match.loc[idx, col].idxmin()) for _, idx in match.groupby("set").groups.items()
+                     if match.loc[idx, col].notna().any()}
+    write_table(match.fillna(""), Path(f"{out_prefix}_matching"),
+                "What a proxy costs where the truth is known: FX-Env estimators trained with the embedding loss "
+                "through the frozen proxy (proxy_emb) or through the synth and the representation (exact_emb), same "
+                "schedule; lower is better, best per set in bold.", bold=bold, csv=match)
     gradients_figure(df, figure)
-    return combined
+    return shown

@@ -23,6 +23,16 @@ def resolve_device(device: str) -> torch.device:
         raise ConfigError(f"invalid device {device!r}: {exc}") from None
 
 
+def _set_deterministic(mode: bool, warn_only: bool) -> None:
+    """``torch.use_deterministic_algorithms`` without its import of torch._inductor (~2 s per process, for a
+    compiler setting this package never uses); the public function when the private hook is missing."""
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None:  # pragma: no cover - other torch versions
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+    else:
+        setter(mode, warn_only=warn_only)
+
+
 @contextlib.contextmanager
 def seeded_runtime(seed: int, deterministic: bool, threads: int | None, device: torch.device) -> Iterator[None]:
     """Seeded, deterministic execution that restores the caller's RNG, determinism and thread settings."""
@@ -33,13 +43,13 @@ def seeded_runtime(seed: int, deterministic: bool, threads: int | None, device: 
     with torch.random.fork_rng(devices=devices):
         try:
             if deterministic:
-                torch.use_deterministic_algorithms(True, warn_only=True)
+                _set_deterministic(True, warn_only=True)
             if threads:
                 torch.set_num_threads(int(threads))
             torch.manual_seed(seed)
             yield
         finally:
-            torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
+            _set_deterministic(prev_det, warn_only=prev_warn)
             torch.set_num_threads(prev_threads)
 
 
