@@ -124,8 +124,8 @@ def proxy_gradients_table(gradients_csv: Path, scores: list[Path], out_prefix: P
         "distance L∞": summary["distance_linf_mean"].round(3), "cosine": summary["cosine"],
         "sign agreement": summary["sign_agreement"], "exact loss": summary["loss_exact_mean"].round(3)})
     write_table(shown, out_prefix, "Proxy-gradient fidelity on the DDSP FX-Env synth: for held-out presets x and "
-                "targets at L∞ radius r (inf: another test preset), the gradient of L1(embedding(x), target) w.r.t. the "
-                "preset through the proxy against the exact one through synth + the same representation: cosine "
+                "targets at L∞ radius r (inf: another test preset), the gradient of L1(embedding(x), target) w.r.t. "
+                "the preset through the proxy against the exact one through synth + the same representation: cosine "
                 "similarity and sign agreement (parameters with a non-negligible exact gradient), mean ± std over "
                 "pairs.", csv=summary)
     rows = []
