@@ -7,6 +7,7 @@
    Target: >= 0.85x (renders per second).
 2. Two worker processes vs one on the same total work (two shards vs one). Target: >= 1.8x.
 3. Peak resident memory of a render-shard job at two dataset sizes (n and 4n). Target: flat (<= 1.1x).
+4. VST synths: the dataset stage with the forked engine vs a fresh plugin instance per render. Target: >= 3x.
 """
 
 from __future__ import annotations
@@ -71,10 +72,11 @@ def pipeline_vs_bare(synth: str, n: int, tmp: Path) -> dict:
             "ratio": (candidates / pipeline_s) / (len(vectors) / bare_s)}
 
 
-def _run_shards(cfg: dict, synth: str, store: Path, shards: list[int], tmp: Path) -> tuple[float, list[int]]:
+def _run_shards(cfg: dict, synth: str, store: Path, shards: list[int], tmp: Path,
+                extra_env: dict[str, str] | None = None) -> tuple[float, list[int]]:
     """Run render-shard CLI processes in parallel; return wall time and each one's peak RSS (kB)."""
     cfg_json = json.dumps(cfg)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", **(extra_env or {}))
     base = [sys.executable, "-m", "synthproxy", "render-shard", "--config-json", cfg_json, "--synth", synth,
             "--split", "bench", "--store", str(store), "--threads", "1"]
     t0 = time.perf_counter()
@@ -105,6 +107,20 @@ def workers(synth: str, n: int, tmp: Path) -> dict:
             "speedup": times["one"] / times["two"]}
 
 
+def isolation(synth: str, n: int, tmp: Path) -> dict:
+    """The dataset stage (one render-shard job, one core) with the forked engine against a fresh plugin
+    instance per render (the engine before the fork path; SYNTHPROXY_VST_ISOLATION=fresh). Same audio (tested in
+    tests/test_engines.py); target >= 3x."""
+    cfg = make_config(n, n)
+    times = {}
+    for mode in ("fresh", "fork"):
+        store = tmp / f"{synth}_iso_{mode}.zarr"
+        init_store(DatasetPlan(cfg, synth, "bench"), store, tmp / "i.json")
+        times[mode], _ = _run_shards(cfg, synth, store, [0], tmp, {"SYNTHPROXY_VST_ISOLATION": mode})
+    return {"synth": synth, "fresh_s": times["fresh"], "fork_s": times["fork"],
+            "speedup": times["fresh"] / times["fork"]}
+
+
 def memory(synth: str, n: int, tmp: Path) -> dict:
     peaks = {}
     for size in (n, 4 * n):
@@ -115,6 +131,11 @@ def memory(synth: str, n: int, tmp: Path) -> dict:
         peaks[size] = rss[0] / 1024
     small, large = peaks[n], peaks[4 * n]
     return {"synth": synth, f"peak_MiB_{n}": small, f"peak_MiB_{4 * n}": large, "growth": large / small}
+
+
+def load_spec_engine(synth: str) -> str:
+    cfg = make_config(32, 32)
+    return DatasetPlan(cfg, synth, "bench").spec.engine
 
 
 def main() -> None:
@@ -141,6 +162,12 @@ def main() -> None:
                   f"speedup {w['speedup']:.2f}x (target >= 1.8x)", flush=True)
             print(f"RESULT\t{synth} 2 workers / 1 worker speed\t{w['speedup']:.4g}\tx\t>=1.8\t"
                   f"{w['speedup'] / 1.8:.3g}", flush=True)
+            if load_spec_engine(synth) == "vst":
+                iso = isolation(synth, args.n, tmp)
+                print(f"[{synth}] dataset stage, 1 core: fresh instance per render {iso['fresh_s']:.1f} s, forked "
+                      f"{iso['fork_s']:.1f} s: {iso['speedup']:.2f}x (target >= 3x)", flush=True)
+                print(f"RESULT\t{synth} forked / fresh-instance dataset stage\t{iso['speedup']:.4g}\tx\t>=3\t"
+                      f"{iso['speedup'] / 3:.3g}", flush=True)
             m = memory(synth, args.n, tmp)
             print(f"[{synth}] peak RSS {m[f'peak_MiB_{args.n}']:.0f} MiB at {args.n} presets, "
                   f"{m[f'peak_MiB_{4 * args.n}']:.0f} MiB at {4 * args.n}: growth {m['growth']:.2f}x "

@@ -1,6 +1,8 @@
 # Shared helpers: config validation at start, per-stage config slices, the python that runs the steps.
+import functools
 import glob
 import json
+import math
 import os
 import sys
 
@@ -110,6 +112,39 @@ def gpu_request():
     """GPUs a training job asks SLURM for (the plugin's `gpu` resource, sbatch --gpus): 1 when training.device
     is CUDA ("cuda", "cuda:1"), else 0 ("auto" requests none: set "cuda" to get a GPU node). Local runs ignore it."""
     return 1 if str(TRAINING.get("device", "")).lower().startswith("cuda") else 0
+
+
+@functools.cache
+def _planned_minutes():
+    """Minutes of each rule's longest job as `python -m synthproxy plan` estimates them for this config (measured
+    per-item costs, benchmarks/costs.yaml); {} if the cost table lacks an entry the config needs."""
+    from synthproxy.cli.plan import encoder_sizer
+    from synthproxy.plan import Cluster, estimate_plan, load_cost_table
+
+    try:
+        plan = estimate_plan(CFG, load_cost_table(), Cluster(gpus_per_node=gpu_request()),
+                             encoder_sizer=encoder_sizer(CFG))
+    except SynthProxyError:
+        return {}
+    out = {}
+    for stage in plan.stages:
+        for g in stage.groups:
+            out[g.rule] = max(out.get(g.rule, 0.0), g.wall / 60)
+    return out
+
+
+MAX_RUNTIME = 7 * 24 * 60  # minutes: a common partition limit; a job planned longer should be split or use a GPU
+
+
+def planned_runtime(rule, floor):
+    """The `runtime` resource (minutes; SLURM's time limit) of a rule's jobs: three times the planned longest
+    job, at least `floor`, doubled on each retry, at most MAX_RUNTIME."""
+
+    def runtime(wildcards, attempt):
+        est = _planned_minutes().get(rule, 0.0)
+        return min(MAX_RUNTIME, max(floor, math.ceil(3 * est)) * attempt)
+
+    return runtime
 
 
 def _arch_train_settings(arch):

@@ -16,7 +16,7 @@ rule init_store:
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=10,
+        runtime=planned_runtime("init_store", 10),
     shell:
         "python -m synthproxy init-store --config-json {params.cfg:q} --synth {wildcards.synth} "
         "--split {wildcards.split} --store {params.store} --marker {output} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
@@ -37,7 +37,7 @@ rule render_shard:
     threads: 1
     resources:
         mem_mb=3000,
-        runtime=240,
+        runtime=planned_runtime("render_shard", 240),
     shell:
         "python -m synthproxy render-shard --config-json {params.cfg:q} --synth {wildcards.synth} "
         "--split {wildcards.split} --store {params.store} --shard {wildcards.shard} --threads {threads} "
@@ -61,7 +61,7 @@ rule finalize_split:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=30,
+        runtime=planned_runtime("finalize_split", 30),
     shell:
         "python -m synthproxy finalize-split --config-json {params.cfg:q} --synth {wildcards.synth} "
         "--split {wildcards.split} --store {params.store} --shard-markers {input} --out {output} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
@@ -87,6 +87,6 @@ rule dataset_summary:
     threads: 1
     resources:
         mem_mb=1000,
-        runtime=5,
+        runtime=planned_runtime("dataset_summary", 5),
     shell:
         "python -m synthproxy dataset-summary --stats {input} --out-prefix {params.prefix} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"

@@ -22,7 +22,7 @@ if DDSP_VARIANTS:
         threads: 1
         resources:
             mem_mb=6000,
-            runtime=240,
+            runtime=planned_runtime("ddsp_data", 240),
         shell:
             "python -m synthproxy ddsp-data --config-json {params.cfg:q} --variant {wildcards.variant} "
             "--out-dir {params.out} --marker {output} --threads {threads} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
@@ -48,7 +48,7 @@ if DDSP_VARIANTS:
         threads: 2
         resources:
             mem_mb=6000,
-            runtime=720,
+            runtime=planned_runtime("ddsp_train", 720),
             gpu=gpu_request(),
         shell:
             "python -m synthproxy ddsp-train --config-json {params.cfg:q} --variant {wildcards.variant} "
@@ -73,7 +73,7 @@ if DDSP_VARIANTS:
         threads: 2
         resources:
             mem_mb=6000,
-            runtime=120,
+            runtime=planned_runtime("ddsp_evaluate", 120),
         shell:
             "python -m synthproxy ddsp-evaluate --config-json {params.cfg:q} --variant {wildcards.variant} "
             "--estimator {params.estimator} --data-dir {params.data} {params.ood} --out {output} "
@@ -100,7 +100,7 @@ if DDSP_VARIANTS:
         threads: 1
         resources:
             mem_mb=4000,
-            runtime=60,
+            runtime=planned_runtime("ddsp_benchmark", 60),
         shell:
             "python -m synthproxy ddsp-benchmark --config-json {params.cfg:q} --out-csv {output.table} "
             "--summary-prefix {params.prefix} --figure {output.figure} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
@@ -123,7 +123,7 @@ if DDSP_VARIANTS:
             threads: 2
             resources:
                 mem_mb=6000,
-                runtime=720,
+                runtime=planned_runtime("ddsp_proxy", 720),
                 gpu=gpu_request(),
             shell:
                 "python -m synthproxy ddsp-proxy --config-json {params.cfg:q} --summaries {input.summaries} "
@@ -145,7 +145,7 @@ if DDSP_VARIANTS:
             threads: 1
             resources:
                 mem_mb=4000,
-                runtime=60,
+                runtime=planned_runtime("proxy_gradients", 60),
             shell:
                 "python -m synthproxy proxy-gradients --config-json {params.cfg:q} --proxy {input.proxy} "
                 "--data-dir results/ddsp/data/fx_env --out-csv {output} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
@@ -183,7 +183,7 @@ if DDSP_VARIANTS:
             threads: 1
             resources:
                 mem_mb=2000,
-                runtime=10,
+                runtime=planned_runtime("proxy_gradients_table", 10),
             shell:
                 "python -m synthproxy proxy-gradients-table --gradients {input.gradients} --scores {input.scores} "
                 "--out-prefix {params.prefix} --figure {output.figure} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
@@ -217,6 +217,6 @@ if DDSP_VARIANTS:
         threads: 1
         resources:
             mem_mb=2000,
-            runtime=10,
+            runtime=planned_runtime("ddsp_tables", 10),
         shell:
             "python -m synthproxy ddsp-tables --scores {input.scores} --out-dir results/analysis > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"

@@ -12,7 +12,7 @@ rule fetch_dx7_cartridges:
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=30,
+        runtime=planned_runtime("fetch_dx7_cartridges", 30),
     shell:
         "python -m synthproxy fetch-dx7-cartridges --dest {output} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
 
@@ -36,7 +36,7 @@ rule import_handcrafted:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=30,
+        runtime=planned_runtime("import_handcrafted", 30),
     shell:
         "python -m synthproxy import-handcrafted --config-json {params.cfg:q} --synth {wildcards.synth} "
         "--store {params.store} {params.source} --report {output.report} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
@@ -57,7 +57,7 @@ rule render_handcrafted:
     threads: 1
     resources:
         mem_mb=3000,
-        runtime=240,
+        runtime=planned_runtime("render_handcrafted", 240),
     shell:
         "python -m synthproxy render-handcrafted --config-json {params.cfg:q} --synth {wildcards.synth} "
         "--store {params.store} --shard {wildcards.shard} --threads {threads} --marker {output} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
@@ -82,7 +82,7 @@ rule finalize_handcrafted:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=30,
+        runtime=planned_runtime("finalize_handcrafted", 30),
     shell:
         "python -m synthproxy finalize-handcrafted --config-json {params.cfg:q} --synth {wildcards.synth} "
         "--store {params.store} --import-report {input.report} --shard-markers {input.shards} --out {output} "
@@ -108,7 +108,7 @@ rule handcrafted_import_table:
     threads: 1
     resources:
         mem_mb=1000,
-        runtime=5,
+        runtime=planned_runtime("handcrafted_import_table", 5),
     shell:
         "python -m synthproxy handcrafted-import-table --stats {input} --out-prefix {params.prefix} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
 
@@ -147,7 +147,7 @@ if HANDCRAFTED_SYNTHS and DIST:
         threads: 1
         resources:
             mem_mb=8000,
-            runtime=60,
+            runtime=planned_runtime("distribution", 60),
         shell:
             "python -m synthproxy distribution --config-json {params.cfg:q} {params.pairs} --key {params.key} "
             "--out-prefix {params.prefix} --figure {output.figure} --projections {output.projections} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
@@ -174,7 +174,7 @@ if HANDCRAFTED_TRAINED:
         threads: 2
         resources:
             mem_mb=8000,
-            runtime=120,
+            runtime=planned_runtime("evaluate_handcrafted", 120),
         shell:
             "python -m synthproxy evaluate-handcrafted --checkpoint {params.ckpt} --store {params.store} "
             "--n-runs {params.runs} --k {params.k} --seed {params.seed} --threads {threads} "
@@ -205,7 +205,7 @@ if HANDCRAFTED_TRAINED:
         threads: 1
         resources:
             mem_mb=2000,
-            runtime=5,
+            runtime=planned_runtime("handcrafted_table", 5),
         shell:
             "python -m synthproxy handcrafted-table --hand {input.hand} --synthetic {input.synthetic} "
             "--out-prefix {params.prefix} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"

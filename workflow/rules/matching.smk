@@ -18,7 +18,7 @@ if OOD:
         threads: 1
         resources:
             mem_mb=3000,
-            runtime=120,
+            runtime=planned_runtime("build_out_of_domain", 120),
         shell:
             "python -m synthproxy build-out-of-domain --config-json {params.cfg:q} --store {params.store} "
             "--marker {output} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
@@ -42,7 +42,7 @@ if OOD:
         threads: 1
         resources:
             mem_mb=1000,
-            runtime=5,
+            runtime=planned_runtime("out_of_domain_summary", 5),
         shell:
             "python -m synthproxy out-of-domain-summary --store {params.store} --out-prefix {params.prefix} "
             "> {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
@@ -69,7 +69,7 @@ if MATCH_SYNTHS:
         threads: 1
         resources:
             mem_mb=4000,
-            runtime=120,
+            runtime=planned_runtime("matching_features", 120),
         shell:
             "python -m synthproxy matching-features --config-json {params.cfg:q} --synth {wildcards.synth} "
             "--handcrafted-store {params.handcrafted} --store {params.store} --marker {output} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"
@@ -91,7 +91,7 @@ if MATCH_SYNTHS:
         threads: 2
         resources:
             mem_mb=4000,
-            runtime=240,
+            runtime=planned_runtime("finetune_proxy", 240),
             gpu=gpu_request(),
         shell:
             "python -m synthproxy finetune-proxy --config-json {params.cfg:q} --synth {wildcards.synth} "
@@ -116,7 +116,7 @@ if MATCH_SYNTHS:
         threads: 2
         resources:
             mem_mb=6000,
-            runtime=720,
+            runtime=planned_runtime("train_estimator", 720),
             gpu=gpu_request(),
         shell:
             "python -m synthproxy train-estimator --config-json {params.cfg:q} --synth {wildcards.synth} "
@@ -143,7 +143,7 @@ if MATCH_SYNTHS:
         threads: 2
         resources:
             mem_mb=6000,
-            runtime=120,
+            runtime=planned_runtime("evaluate_matching", 120),
         shell:
             "python -m synthproxy evaluate-matching --config-json {params.cfg:q} --synth {wildcards.synth} "
             "--estimator {params.estimator} --store {params.store} {params.ood} --out {output.scores} "
@@ -190,7 +190,7 @@ if MATCH_SYNTHS:
         threads: 1
         resources:
             mem_mb=2000,
-            runtime=20,
+            runtime=planned_runtime("matching_tables", 20),
         shell:
             "python -m synthproxy matching-tables --scores {input.scores} --examples {input.examples} "
             "--finetune {input.finetune} --out-dir results/analysis --page {output.page} "

@@ -17,7 +17,7 @@ rule ranking_group:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=120,
+        runtime=planned_runtime("ranking_group", 120),
     shell:
         "python -m synthproxy ranking-group --config-json {params.cfg:q} --synth {wildcards.synth} "
         "--group {wildcards.group} --out-csv {output.scores} --out-json {output.side} --threads {threads} "
@@ -50,7 +50,7 @@ rule ranking_summary:
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=10,
+        runtime=planned_runtime("ranking_summary", 10),
     shell:
         "python -m synthproxy ranking-summary --scores {input.scores} --side {input.side} "
         "--out-prefix {params.prefix} --figure {output.figure} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"

@@ -13,6 +13,6 @@ rule collect_tables:
     threads: 1
     resources:
         mem_mb=500,
-        runtime=5,
+        runtime=planned_runtime("collect_tables", 5),
     shell:
         "python -m synthproxy collect-tables --inputs {input} --out {output} > {log} 2>&1 || (tail -n 25 {log} >&2; exit 1)"

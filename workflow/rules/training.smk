@@ -23,7 +23,7 @@ if TRAINING:
         threads: 2
         resources:
             mem_mb=8000,
-            runtime=1440,
+            runtime=planned_runtime("hpo", 1440),
             gpu=gpu_request(),
         shell:
             "python -m synthproxy hpo --train-store {params.train} --val-store {params.val} "
@@ -50,7 +50,7 @@ if TRAINING:
         threads: 2
         resources:
             mem_mb=8000,
-            runtime=2880,
+            runtime=planned_runtime("train_encoder", 2880),
             gpu=gpu_request(),
         shell:
             "python -m synthproxy train-encoder --train-store {params.train} --val-store {params.val} "
@@ -77,7 +77,7 @@ if TRAINING:
         threads: 2
         resources:
             mem_mb=8000,
-            runtime=120,
+            runtime=planned_runtime("evaluate_synthetic", 120),
         shell:
             "python -m synthproxy evaluate-synthetic --checkpoint {params.ckpt} --store {params.store} "
             "--n-runs {params.runs} --k {params.k} --seed {params.seed} --threads {threads} "
@@ -124,7 +124,7 @@ if TRAINING:
         threads: 1
         resources:
             mem_mb=4000,
-            runtime=10,
+            runtime=planned_runtime("encoder_tables", 10),
         shell:
             "python -m synthproxy encoder-tables --scores {input.scores} --summaries {input.summaries} "
             "--histories {input.histories} --hpo {input.hpo} --specs {params.specs} "

@@ -44,6 +44,7 @@ from synthproxy.training.checkpoint import read_checkpoint
 from synthproxy.training.loop import FitSettings, Selection, StepInfo, fit
 from synthproxy.training.runtime import resolve_device, seeded_runtime
 from synthproxy.training.schedule import ExponentialDecaySchedule
+from synthproxy.training.settings import same_settings_check, settings_from_dict
 
 log = logging.getLogger("synthproxy.matching")
 CHECKPOINT_FORMAT = "synthproxy-ddsp-estimator-checkpoint"
@@ -73,11 +74,7 @@ class DDSPTrainSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DDSPTrainSettings:
-        valid = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - valid)
-        if unknown:
-            raise ConfigError(f"unknown ddsp.train setting(s) {unknown}; valid: {sorted(valid)}")
-        return cls(**data)
+        return settings_from_dict(cls, data, "ddsp.train")
 
 
 class Estimate:
@@ -201,11 +198,8 @@ def train_ddsp_estimator(plan: DDSPPlan, data_dir: Path, ood_store: Path | None,
                 "sample_rate": plan.sample_rate, "hyperparameters": dataclasses.asdict(s),
                 "synthproxy_version": __version__}
 
-        def check_resumable(ckpt: dict[str, Any], path: Path) -> None:
-            diff = [k for k in ("strategy_weights", "strategy_data", "embedding", "features", "hyperparameters")
-                    if ckpt.get(k) != meta.get(k)]
-            if diff:
-                raise ConfigError(f"cannot resume {path}: written with other {diff}")
+        check_resumable = same_settings_check(
+            meta, ("strategy_weights", "strategy_data", "embedding", "features", "hyperparameters"))
 
         result = fit(model, opt, sched, batches, loss_fn, validate,
                      FitSettings(epochs=s.epochs, out_dir=out_dir, on_stale_checkpoint="archive",

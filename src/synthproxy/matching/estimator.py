@@ -16,6 +16,7 @@ from synthproxy.matching.datasets import MatchingPlan
 from synthproxy.nn.estimators import build_estimator
 from synthproxy.nn.heads import PresetHead
 from synthproxy.training.checkpoint import read_checkpoint
+from synthproxy.training.settings import settings_from_dict
 
 CHECKPOINT_FORMAT = "synthproxy-estimator-checkpoint"
 
@@ -47,11 +48,7 @@ class EstimatorSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EstimatorSettings:
-        valid = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - valid)
-        if unknown:
-            raise ConfigError(f"unknown matching.train setting(s) {unknown}; valid: {sorted(valid)}")
-        s = cls(**data)
+        s = settings_from_dict(cls, data, "matching.train")
         s.betas = (float(s.betas[0]), float(s.betas[1]))
         return s
 

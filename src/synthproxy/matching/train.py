@@ -31,6 +31,7 @@ from synthproxy.proxy.train import load_checkpoint
 from synthproxy.training.loop import FitSettings, Selection, StepInfo, fit
 from synthproxy.training.runtime import resolve_device, seeded_runtime
 from synthproxy.training.schedule import WarmupPlateauSchedule
+from synthproxy.training.settings import same_settings_check
 
 log = logging.getLogger("synthproxy.matching")
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_a_mean", "val_stft", "val_mstft", "val_mel", "val_mfccd",
@@ -100,11 +101,8 @@ def train_estimator(plan: MatchingPlan, store: Path, proxy_checkpoint: Path | No
                 "features": plan.features.settings(), "sample_rate": plan.sample_rate, "n_samples": plan.n_samples,
                 "embedding": plan.key, "hyperparameters": s.to_dict(), "synthproxy_version": __version__}
 
-        def check_resumable(ckpt: dict[str, Any], path: Path) -> None:
-            keys = ("spec_hash", "strategy_weights", "relaxation", "proxy", "scaler", "features", "hyperparameters")
-            diff = [k for k in keys if ckpt.get(k) != meta.get(k)]
-            if diff:
-                raise ConfigError(f"cannot resume {path}: written with other {diff}")
+        check_resumable = same_settings_check(
+            meta, ("spec_hash", "strategy_weights", "relaxation", "proxy", "scaler", "features", "hyperparameters"))
 
         result = fit(model, opt, sched, batches, loss_fn, validate,
                      FitSettings(epochs=s.epochs, out_dir=out_dir, on_stale_checkpoint="archive",

@@ -195,7 +195,24 @@ class HighwayNetwork(nn.Sequential):
         )
 
 
-class MLPOHEncoder(PresetEncoder):
+
+class _OneHotEncoder(PresetEncoder):
+    """An encoder on the one-hot representation ``OH(x)``: ``self.encoding``, ``self.backbone``, ``self.head``."""
+
+    def represent(self, x: torch.Tensor) -> torch.Tensor:
+        """``OH(x)``: ``(batch, one_hot_dim)``."""
+        return self.encoding(x)
+
+    def represent_soft(self, noncat_values: torch.Tensor, cat_probs: torch.Tensor) -> torch.Tensor:
+        """Relaxed ``OH``: probabilities in the one-hot slots, ``(batch, one_hot_dim)``."""
+        return self.encoding.soft(noncat_values, cat_probs)
+
+    def trunk(self, rep: torch.Tensor) -> torch.Tensor:
+        """``(batch, one_hot_dim)`` -> ``(batch, out_dim)``."""
+        return self.head(self.backbone(rep))
+
+
+class MLPOHEncoder(_OneHotEncoder):
     """MLP-OH: the baseline, a wide and shallow MLP on the one-hot representation.
 
     Table 2 lists 2 layers of width 2048 (plus the projection head), and the 4.9M parameters for Dexed
@@ -222,20 +239,8 @@ class MLPOHEncoder(PresetEncoder):
         )
         self.head = _projection_head(d_hidden, out_dim)
 
-    def represent(self, x: torch.Tensor) -> torch.Tensor:
-        """``OH(x)``: ``(batch, one_hot_dim)``."""
-        return self.encoding(x)
 
-    def represent_soft(self, noncat_values: torch.Tensor, cat_probs: torch.Tensor) -> torch.Tensor:
-        """Relaxed ``OH``: probabilities in the one-hot slots, ``(batch, one_hot_dim)``."""
-        return self.encoding.soft(noncat_values, cat_probs)
-
-    def trunk(self, rep: torch.Tensor) -> torch.Tensor:
-        """``(batch, one_hot_dim)`` -> ``(batch, out_dim)``."""
-        return self.head(self.backbone(rep))
-
-
-class HNOHEncoder(PresetEncoder):
+class HNOHEncoder(_OneHotEncoder):
     """HN-OH: a deeper, narrower highway network on the one-hot representation (6 x 768)."""
 
     def __init__(
@@ -252,18 +257,6 @@ class HNOHEncoder(PresetEncoder):
         self.encoding = OneHotEncoding(layout)
         self.backbone = HighwayNetwork(self.encoding.out_dim, d_hidden, num_layers, dropout)
         self.head = _projection_head(d_hidden, out_dim)
-
-    def represent(self, x: torch.Tensor) -> torch.Tensor:
-        """``OH(x)``: ``(batch, one_hot_dim)``."""
-        return self.encoding(x)
-
-    def represent_soft(self, noncat_values: torch.Tensor, cat_probs: torch.Tensor) -> torch.Tensor:
-        """Relaxed ``OH``: probabilities in the one-hot slots, ``(batch, one_hot_dim)``."""
-        return self.encoding.soft(noncat_values, cat_probs)
-
-    def trunk(self, rep: torch.Tensor) -> torch.Tensor:
-        """``(batch, one_hot_dim)`` -> ``(batch, out_dim)``."""
-        return self.head(self.backbone(rep))
 
 
 class HNPTEncoder(PresetEncoder):

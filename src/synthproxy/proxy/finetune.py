@@ -29,6 +29,7 @@ from synthproxy.training.checkpoint import read_checkpoint
 from synthproxy.training.loop import FitSettings, Selection, StepInfo, fit
 from synthproxy.training.runtime import resolve_device, seeded_runtime
 from synthproxy.training.schedule import WarmupPlateauSchedule
+from synthproxy.training.settings import settings_from_dict
 
 log = logging.getLogger("synthproxy.proxy")
 
@@ -64,11 +65,7 @@ class FinetuneSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FinetuneSettings:
-        valid = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - valid)
-        if unknown:
-            raise ConfigError(f"unknown matching.finetune setting(s) {unknown}; valid: {sorted(valid)}")
-        return cls(**data)
+        return settings_from_dict(cls, data, "matching.finetune")
 
 
 def _scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, s: FinetuneSettings, device: torch.device

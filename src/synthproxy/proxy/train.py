@@ -46,6 +46,7 @@ from synthproxy.training.checkpoint import read_checkpoint
 from synthproxy.training.loop import FitSettings, Selection, StepHook, StepInfo, fit
 from synthproxy.training.runtime import resolve_device, seeded_runtime
 from synthproxy.training.schedule import CosineRestartSchedule
+from synthproxy.training.settings import settings_from_dict
 
 log = logging.getLogger("synthproxy.training")
 
@@ -154,14 +155,7 @@ class TrainSettings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainSettings:
         """Build settings from a mapping, rejecting unknown keys with the list of valid ones."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise ConfigError(f"unknown training setting(s) {unknown}; valid: {names}")
-        try:
-            return cls(**data)
-        except TypeError as exc:  # missing required keys
-            raise ConfigError(f"training settings: {exc}") from None
+        return settings_from_dict(cls, data, "training")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dict (paths as strings, tuples as lists)."""

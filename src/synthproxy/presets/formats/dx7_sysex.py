@@ -928,6 +928,20 @@ def _voice_name(name: str) -> str:
     return clean[:10]
 
 
+def _named_voices(presets: np.ndarray, spec: SynthSpec, names: Sequence[str] | None) -> list[np.ndarray]:
+    """1 to 32 preset vectors as VCED voices named ``names`` (default ``SYNPROX000``, ...)."""
+    presets = np.atleast_2d(presets)
+    if not 1 <= len(presets) <= BANK_VOICES:
+        raise ImportFormatError(f"a DX7 file holds 1 to {BANK_VOICES} voices, got {len(presets)}")
+    names = list(names) if names is not None else [f"SYNPROX{i:03d}" for i in range(len(presets))]
+    voices = []
+    for vec, name in zip(spec.to_plugin(presets), names, strict=True):
+        v = plugin_to_dx7_voice(vec, spec)
+        v[NAME_SLICE] = _encode_name(_voice_name(name))
+        voices.append(v)
+    return voices
+
+
 def _file_outcomes(report: ScanReport, voices: list[DX7Voice], clean: list[DX7Voice]) -> list[FileOutcome]:
     """Per-file rows of the import report: voices kept and every defect met (skipped, repaired, dropped).
 
@@ -986,15 +1000,7 @@ class DX7SysexFormat(PresetFormat):
 
     def write(self, presets: np.ndarray, spec: SynthSpec, path: Path, names: Sequence[str] | None = None) -> Path:
         """One preset → a single-voice dump (163 bytes); 2..32 presets → a 32-voice bank (4104 bytes)."""
-        presets = np.atleast_2d(presets)
-        if not 1 <= len(presets) <= BANK_VOICES:
-            raise ImportFormatError(f"a DX7 file holds 1 to {BANK_VOICES} voices, got {len(presets)}")
-        names = list(names) if names is not None else [f"SYNPROX{i:03d}" for i in range(len(presets))]
-        voices = []
-        for vec, name in zip(spec.to_plugin(presets), names, strict=True):
-            v = plugin_to_dx7_voice(vec, spec)
-            v[NAME_SLICE] = _encode_name(_voice_name(name))
-            voices.append(v)
+        voices = _named_voices(presets, spec, names)
         data = write_voice_sysex(voices[0]) if len(voices) == 1 else write_bank_sysex(voices)
         write_bytes_atomic(path, data)
         return Path(path)
@@ -1002,14 +1008,7 @@ class DX7SysexFormat(PresetFormat):
     def write_bank(self, presets: np.ndarray, spec: SynthSpec, path: Path, names: Sequence[str] | None = None
                    ) -> Path:
         """Up to 32 presets as a 4104-byte 32-voice cartridge (the other slots INIT VOICE)."""
-        presets = np.atleast_2d(presets)
-        names = list(names) if names is not None else [f"SYNPROX{i:03d}" for i in range(len(presets))]
-        voices = []
-        for vec, name in zip(spec.to_plugin(presets), names, strict=True):
-            v = plugin_to_dx7_voice(vec, spec)
-            v[NAME_SLICE] = _encode_name(_voice_name(name))
-            voices.append(v)
-        write_bytes_atomic(path, write_bank_sysex(voices))
+        write_bytes_atomic(path, write_bank_sysex(_named_voices(presets, spec, names)))
         return Path(path)
 
     def read(self, path: Path, spec: SynthSpec) -> tuple[np.ndarray, list[str]]:
