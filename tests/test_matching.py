@@ -175,3 +175,52 @@ def _fake_estimator(tmp_path):
                 "hyperparameters": settings.to_dict(), "model": model.state_dict(),
                 "scaler": {"low": -100.0, "high": 20.0}, "model_name": "mix_hard", "strategy": "mix",
                 "relaxation": "hard"}, path)
+
+
+# ---- listening page ----------------------------------------------------------------------------------
+def test_report_listening_page_fits_a_data_url_and_plays(tmp_path, monkeypatch):
+    """The self-contained copy stays under its byte budget (the report's iframe shows it as one data: URL,
+    which Chromium drops past 2 MiB), takes sounds round-robin over sections, says what it left out, and its
+    MP3s decode to the sounds' length; the full page links every WAV."""
+    import base64
+    import io
+    import json
+    import re
+
+    from synthproxy.report import matching as page_mod
+
+    monkeypatch.setattr(page_mod, "REPORT_PAGE_BYTES", 150_000)
+    rate, seconds = 44100, 1.0
+    t = np.arange(int(rate * seconds)) / rate
+    results, dirs = [], []
+    for synth in ("dexed", "amsynth"):
+        for model in ("ploss", "mix_soft"):
+            ex_dir = tmp_path / f"{synth}_{model}"
+            ex_dir.mkdir()
+            examples = []
+            for i in range(4):
+                for role, f0 in (("target", 220.0 * (i + 1)), ("match", 230.0 * (i + 1))):
+                    sf.write(ex_dir / f"{i}_{role}.wav", 0.3 * np.sin(2 * np.pi * f0 * t), rate, subtype="PCM_16")
+                examples.append({"set": "in_domain", "index": i, "name": f"preset {i}",
+                                 "files": {"target": f"{i}_target.wav", "match": f"{i}_match.wav"}})
+            out = tmp_path / f"{synth}_{model}.json"
+            out.write_text(json.dumps({"synth": synth, "model": model, "examples": examples}))
+            results.append(out)
+            dirs.append(ex_dir)
+    page, report_page = tmp_path / "out" / "examples.html", tmp_path / "out" / "examples_report.html"
+    page.parent.mkdir()
+    page_mod.listening_page(results, dirs, page, report_page)
+
+    full = page.read_text()
+    assert full.count("<audio") == 2 * 4 * 3 and (tmp_path / "out" / "examples" / "dexed_in_domain_3_mix_soft.wav").is_file()
+    small = report_page.read_text()
+    assert len(small.encode()) <= 150_000 + 10_000
+    shown = re.search(r"(\d+) of 8 sounds are shown", small)
+    assert shown and 2 <= int(shown.group(1)) < 8, small[:2000]
+    # round-robin: both synths keep their first sound
+    for synth in ("dexed", "amsynth"):
+        assert f"<h2>{synth}: in-domain sounds</h2>" in small
+    clips = re.findall(r'src="data:audio/mpeg;base64,([^"]+)"', small)
+    assert len(clips) == 3 * int(shown.group(1))
+    audio, sr = sf.read(io.BytesIO(base64.b64decode(clips[0])))
+    assert sr == page_mod.REPORT_AUDIO_RATE and abs(len(audio) / sr - seconds) < 0.1

@@ -3,15 +3,20 @@
 The listening page puts, for a fixed set of test sounds per synth and set, the target and every model's match
 side by side: plain ``<audio>`` elements and mel-spectrogram images. Two copies are written: one with relative
 links to the WAV/PNG files next to it (for a browser opening ``results/tables``) and one self-contained (files
-embedded as ``data:`` URIs) for the Snakemake report, whose pages cannot resolve relative links.
+embedded as ``data:`` URIs) for the Snakemake report, whose pages cannot resolve relative links. The report shows
+a page as one ``data:`` URL in an iframe, and Chromium drops URLs over 2 MiB, so the self-contained copy carries
+compact media (22.05 kHz MP3, small spectrograms) and as many sounds per section as fit ``REPORT_PAGE_BYTES``;
+it names the full page for the rest.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import io
 import json
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +30,9 @@ from synthproxy.report.tables import write_table
 AUDIO = ("stft", "mstft", "mel", "mfccd")
 PARAMS = ("num_l1", "bin_acc", "cat_acc")
 LOWER_IS_BETTER = {"stft", "mstft", "mel", "mfccd", "num_l1", "a_mean"}
+# The report base64-encodes the page again (x 4/3) into a data: URL that must stay under Chromium's 2 MiB.
+REPORT_PAGE_BYTES = 1_300_000
+REPORT_AUDIO_RATE = 22050
 
 
 def _load(paths: list[Path]) -> list[dict[str, Any]]:
@@ -101,7 +109,7 @@ def finetune_table(summaries: list[Path], out_prefix: Path) -> pd.DataFrame:
     return table
 
 
-def _mel_png(audio: np.ndarray, sample_rate: int, path: Path) -> None:
+def _mel_png(audio: np.ndarray, sample_rate: int, path: Path, dpi: int = 80) -> None:
     from synthproxy.audio.features import LogMel
 
     mel = LogMel(sample_rate=sample_rate, n_fft=2048, hop=512, n_mels=128, pre_emphasis=0.0)(audio[None])[0].numpy()
@@ -110,7 +118,22 @@ def _mel_png(audio: np.ndarray, sample_rate: int, path: Path) -> None:
     ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=mel.max() - 80, vmax=mel.max())
     ax.set_axis_off()
     fig.subplots_adjust(0, 0, 1, 1)
-    save_figure(fig, path, dpi=80)
+    save_figure(fig, path, dpi=dpi)
+
+
+def _compact_media(wav: Path, scratch: Path) -> dict[str, str]:
+    """``data:`` URIs of a small MP3 (22.05 kHz, ~24 kbit/s) and a 128 x 64 spectrogram of ``wav``."""
+    import librosa
+    import soundfile as sf
+
+    audio, sr = sf.read(wav, dtype="float32")
+    _mel_png(audio, sr, scratch / "mel.png", dpi=40)
+    small = librosa.resample(audio, orig_sr=sr, target_sr=REPORT_AUDIO_RATE) if sr != REPORT_AUDIO_RATE else audio
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(small, -1.0, 1.0), REPORT_AUDIO_RATE, format="MP3", subtype="MPEG_LAYER_III",
+             compression_level=0.9, bitrate_mode="CONSTANT")
+    return {"png": "data:image/png;base64," + base64.b64encode((scratch / "mel.png").read_bytes()).decode(),
+            "mp3": "data:audio/mpeg;base64," + base64.b64encode(buf.getvalue()).decode()}
 
 
 def listening_page(results: list[Path], examples_dirs: list[Path], page: Path, report_page: Path) -> None:
@@ -138,14 +161,39 @@ def listening_page(results: list[Path], examples_dirs: list[Path], page: Path, r
                     _mel_png(audio, sr, tmp / f"{stem}.png")
                     item["cells"]["target" if role == "target" else r["model"]] = stem
     body_rel = _page_body(sections, lambda stem, ext: f"{folder.name}/{stem}.{ext}")
-
-    def embedded(stem: str, ext: str) -> str:
-        mime = "audio/wav" if ext == "wav" else "image/png"
-        return f"data:{mime};base64," + base64.b64encode((folder / f"{stem}.{ext}").read_bytes()).decode()
-
-    body_emb = _page_body(sections, embedded)
     write_text_atomic(page, _html(body_rel))
-    write_text_atomic(report_page, _html(body_emb))
+    write_text_atomic(report_page, _html(_report_body(sections, folder, page.name)))
+
+
+def _report_body(sections: dict[tuple[str, str], dict[str, Any]], folder: Path, page_name: str) -> str:
+    """The self-contained body: sounds taken round-robin over sections while the page fits REPORT_PAGE_BYTES."""
+    media: dict[str, dict[str, str]] = {}
+    kept: dict[tuple[str, str], dict[str, Any]] = {
+        key: {"models": sec["models"], "examples": {}} for key, sec in sections.items()}
+    queues = {key: sorted(sec["examples"].items()) for key, sec in sections.items()}
+    size, total, depth = 0, sum(len(q) for q in queues.values()), 0
+    full = False
+    with tempfile.TemporaryDirectory() as scratch:
+        while not full and any(depth < len(q) for q in queues.values()):
+            for key in sorted(queues):
+                if depth >= len(queues[key]):
+                    continue
+                index, item = queues[key][depth]
+                new = {stem: _compact_media(folder / f"{stem}.wav", Path(scratch))
+                       for stem in item["cells"].values() if stem not in media}
+                cost = sum(len(m["png"]) + len(m["mp3"]) for m in new.values()) + 2000
+                if size + cost > REPORT_PAGE_BYTES:
+                    full = True
+                    break
+                media.update(new)
+                size += cost
+                kept[key]["examples"][index] = item
+            depth += 1
+    shown = sum(len(sec["examples"]) for sec in kept.values())
+    note = (f"<p>All {total} sounds are shown.</p>" if shown == total else
+            f"<p>{shown} of {total} sounds are shown here, as compact MP3s; every sound, as WAV, is on "
+            f"<code>results/analysis/{html.escape(page_name)}</code>.</p>")
+    return note + _page_body(kept, lambda stem, ext: media[stem]["mp3" if ext == "wav" else "png"])
 
 
 def _page_body(sections: dict[tuple[str, str], dict[str, Any]], src) -> str:
