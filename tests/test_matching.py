@@ -212,7 +212,8 @@ def test_report_listening_page_fits_a_data_url_and_plays(tmp_path, monkeypatch):
     page_mod.listening_page(results, dirs, page, report_page)
 
     full = page.read_text()
-    assert full.count("<audio") == 2 * 4 * 3 and (tmp_path / "out" / "examples" / "dexed_in_domain_3_mix_soft.wav").is_file()
+    assert full.count("<audio") == 2 * 4 * 3
+    assert (tmp_path / "out" / "examples" / "dexed_in_domain_3_mix_soft.wav").is_file()
     small = report_page.read_text()
     assert len(small.encode()) <= 150_000 + 10_000
     shown = re.search(r"(\d+) of 8 sounds are shown", small)
