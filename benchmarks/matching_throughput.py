@@ -1,7 +1,7 @@
 """Sound-matching throughput (paper 1 Sec. 8): run on demand, prints steps/s, latencies and ratios against targets.
 
     .venv/bin/python benchmarks/matching_throughput.py [--quick] [--sizes config|tiny|paper] [--batch-size 16]
-        [--proxies hn_oh tfm] [--threads 1 2] [--results /work/tiny2/main/results]
+        [--proxies hn_oh tfm] [--threads 1 2] [--results results]
 
 1. Estimator training steps/s on the CPU: the CNN estimator (log-mel in, PresetHead logits out) trained with
    the parameter loss only, and with the parameter loss plus the proxy embedding loss through a frozen preset
@@ -57,7 +57,7 @@ from synthproxy.render import RenderEmbedder  # noqa: E402
 STEP_RATIO_TARGET = 0.67  # steps/s with the proxy loss / without: the proxy costs <= 1.5x the step time
 MATCH_TARGET_S = 2.0  # seconds per 4-s WAV, one core
 WAV_SECONDS = 4.0
-DEFAULT_RESULTS = Path("/work/tiny2/main/results")
+DEFAULT_RESULTS = REPO / "results"  # the workflow run of this checkout
 
 
 def result(name: str, value: float, unit: str, target: str, ratio: float | None) -> None:
