@@ -189,6 +189,15 @@ def store_scaler(store: Path) -> MinMaxScaler:
     return MinMaxScaler(float(stats["low"]), float(stats["high"]))
 
 
+def fit_clips(audio: np.ndarray, sr_in: int, sample_rate: int, n_samples: int) -> np.ndarray:
+    """Clips ``(B, T)`` at ``sr_in`` resampled to ``sample_rate`` and zero-padded/trimmed to ``n_samples``."""
+    x = resample(np.asarray(audio, dtype=np.float32), sr_in, sample_rate)
+    out = np.zeros((len(x), n_samples), dtype=np.float32)
+    m = min(n_samples, x.shape[1])
+    out[:, :m] = x[:, :m]
+    return out
+
+
 def out_of_domain_audio(store: Path, split: str, sample_rate: int, n_samples: int, limit: int | None = None
                         ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Clips of ``split`` of the out-of-domain set at ``sample_rate``, padded/trimmed to ``n_samples``.
@@ -201,11 +210,7 @@ def out_of_domain_audio(store: Path, split: str, sample_rate: int, n_samples: in
     for rows, audio in iter_audio_batches(root, split, batch_size=64):
         if limit is not None and sum(len(r) for r in rows_all) >= limit:
             break
-        x = resample(np.asarray(audio, dtype=np.float32), sr_in, sample_rate)
-        out = np.zeros((len(x), n_samples), dtype=np.float32)
-        m = min(n_samples, x.shape[1])
-        out[:, :m] = x[:, :m]
-        parts.append(out)
+        parts.append(fit_clips(audio, sr_in, sample_rate, n_samples))
         rows_all.append(np.asarray(rows))
     if not parts:
         raise StoreError(f"{store}: the out-of-domain {split} split is empty")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from tqdm import tqdm
 from synthproxy.audio.features import LogMel
 from synthproxy.audio.registry import embedding_key, get_representation
 from synthproxy.data.atomic import write_json_atomic
+from synthproxy.data.rows import ChunkedRows, epoch_order
 from synthproxy.data.store import SPLITS, StoreLayout, add_arrays, chunk_ranges, create_store, open_store
 from synthproxy.ddsp import DDSPSynth
 from synthproxy.errors import ConfigError, StoreError
@@ -242,7 +244,8 @@ def build_ddsp_data(plan: DDSPPlan, out_dir: Path, marker: Path) -> dict[str, An
 
 @dataclass
 class DDSPSet:
-    """One split in memory: features ``(N, bands, frames)``, static ``(N, P)``, dynamic, f0, audio ``(N, T)``."""
+    """Rows of a split: features ``(B, bands, frames)``, static ``(B, P)``, dynamic, f0, audio ``(B, T)``,
+    embedding targets ``(B, D)``; ``None`` for what the split does not have."""
 
     features: torch.Tensor
     static: torch.Tensor | None
@@ -251,14 +254,66 @@ class DDSPSet:
     audio: torch.Tensor
     embedding: torch.Tensor | None = None
 
+    def __len__(self) -> int:
+        return len(self.audio)
 
-def load_ddsp_split(plan: DDSPPlan, store: Path, limit: int | None = None) -> DDSPSet:
+    def select(self, idx: torch.Tensor) -> DDSPSet:
+        return DDSPSet(*(None if t is None else t[idx] for t in (
+            self.features, self.static, self.dynamic, self.f0, self.audio, self.embedding)))
+
+
+class DDSPSplit:
+    """A split read in batches, resident or streamed (:mod:`synthproxy.data.rows`).
+
+    Resident (at most :func:`~synthproxy.data.rows.resident_bytes`): read once, features computed once, epochs
+    fully shuffled. Streamed: rows come from the Zarr chunks through a bounded cache, ``make`` turns them into a
+    :class:`DDSPSet` (features per batch), and epochs follow the chunk-aware :func:`~synthproxy.data.rows.epoch_order`.
+    """
+
+    def __init__(self, n: int, resident: DDSPSet | None = None, rows: ChunkedRows | None = None,
+                 make: Callable[[np.ndarray, dict[str, np.ndarray]], DDSPSet] | None = None) -> None:
+        if (resident is None) == (rows is None):
+            raise ValueError("a DDSPSplit is either resident or streamed")
+        self.n, self.resident, self.rows, self.make = n, resident, rows, make
+
+    def __len__(self) -> int:
+        return self.n
+
+    def batch(self, idx: torch.Tensor) -> DDSPSet:
+        if self.resident is not None:
+            return self.resident.select(idx)
+        idx_np = np.asarray(idx, dtype=np.int64)
+        return self.make(idx_np, self.rows.take(idx_np))
+
+    def order(self, generator: torch.Generator) -> torch.Tensor:
+        """One epoch's row order (a pure function of the generator's state)."""
+        if self.resident is not None:
+            return torch.randperm(self.n, generator=generator)
+        return epoch_order(self.rows, generator)
+
+    def batches(self, size: int) -> Iterator[DDSPSet]:
+        """Consecutive batches in row order (validation, evaluation)."""
+        for b in range(0, self.n, size):
+            yield self.batch(torch.arange(b, min(b + size, self.n)))
+
+
+def load_ddsp_split(plan: DDSPPlan, store: Path, limit: int | None = None,
+                    resident: int | None = None) -> DDSPSplit:
+    """The in-domain split ``store`` (its first ``limit`` rows), resident when it fits ``resident`` bytes
+    (default :func:`~synthproxy.data.rows.resident_bytes`), else streamed."""
     root = open_store(store)
     if root.attrs.get("complete") is not True:
         raise StoreError(f"{store} is incomplete: run the workflow's ddsp_data step")
     n = root["presets"].shape[0] if limit is None else min(limit, root["presets"].shape[0])
-    audio = torch.from_numpy(np.asarray(root["audio"][:n], dtype=np.float32))
-    dyn = torch.from_numpy(np.asarray(root["dynamic"][:n])) if "dynamic" in root else None
-    f0 = torch.from_numpy(np.asarray(root["f0"][:n])) if "f0" in root else None
-    return DDSPSet(plan.features(audio), torch.from_numpy(np.asarray(root["presets"][:n])), dyn, f0, audio,
-                   torch.from_numpy(np.asarray(root["embeddings"][plan.key][:n])))
+    arrays = {"audio": root["audio"], "static": root["presets"], "embedding": root["embeddings"][plan.key]}
+    arrays |= {k: root[k] for k in ("dynamic", "f0") if k in root}
+    rows = ChunkedRows(arrays, np.arange(n) if n < root["presets"].shape[0] else None, resident)
+
+    def make(_: np.ndarray, d: dict[str, np.ndarray]) -> DDSPSet:
+        t = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in d.items()}
+        audio = t["audio"].to(torch.float32)
+        return DDSPSet(plan.features(audio), t["static"], t.get("dynamic"), t.get("f0"), audio, t["embedding"])
+
+    if rows.resident:
+        return DDSPSplit(n, resident=make(np.arange(n), rows.take(np.arange(n))))
+    return DDSPSplit(n, rows=rows, make=make)

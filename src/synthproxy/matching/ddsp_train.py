@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,13 @@ from torch import nn
 
 from synthproxy import __version__
 from synthproxy.data.atomic import write_json_atomic
+from synthproxy.data.audio_store import open_audio_store, split_rows
+from synthproxy.data.rows import ChunkedRows, resident_bytes
 from synthproxy.ddsp.core import resample_frames
-from synthproxy.errors import ConfigError
-from synthproxy.matching.datasets import out_of_domain_audio
+from synthproxy.errors import ConfigError, StoreError
+from synthproxy.matching.datasets import fit_clips, out_of_domain_audio
 from synthproxy.matching.ddsp_benchmark import parameter_frame
-from synthproxy.matching.ddsp_data import DDSPPlan, DDSPSet, load_ddsp_split, pitch_track
+from synthproxy.matching.ddsp_data import DDSPPlan, DDSPSet, DDSPSplit, load_ddsp_split, pitch_track
 from synthproxy.matching.schedules import Strategy
 from synthproxy.metrics.audio import compute_audio_metrics
 from synthproxy.metrics.spectral import MultiScaleSpectralLoss
@@ -99,10 +102,6 @@ def make_estimator(settings: DDSPTrainSettings, plan: DDSPPlan) -> nn.Module:
     return build_estimator(settings.estimator, **kwargs)
 
 
-def _f0(data: DDSPSet, rows: torch.Tensor) -> torch.Tensor | None:
-    return None if data.f0 is None else data.f0[rows]
-
-
 def param_l1(est: Estimate, static: torch.Tensor, dynamic: torch.Tensor | None) -> torch.Tensor:
     """Mean L1 over every static and dynamic parameter value (eq. 5's parameter loss)."""
     parts = [(est.static - static).abs().flatten(1)]
@@ -128,8 +127,8 @@ def train_ddsp_estimator(plan: DDSPPlan, data_dir: Path, ood_store: Path | None,
         raise ConfigError(f"strategy '{strategy.name}' uses the embedding loss: give a proxy or the exact embedding")
     synth = plan.synth.to(device)
     mss = MultiScaleSpectralLoss()
-    bs = min(s.batch_size, len(train.features))
-    steps = len(train.features) // bs
+    bs = min(s.batch_size, len(train))
+    steps = len(train) // bs
     total = steps * s.epochs
 
     def render(m: nn.Module, x: torch.Tensor, f0: torch.Tensor | None) -> tuple[Estimate, torch.Tensor]:
@@ -143,8 +142,8 @@ def train_ddsp_estimator(plan: DDSPPlan, data_dir: Path, ood_store: Path | None,
 
         def batches(epoch: int):
             gen = torch.Generator().manual_seed(s.seed * 7919 + epoch)
-            order = torch.randperm(len(train.features), generator=gen)
-            ood_order = torch.randperm(len(ood.features), generator=gen) if ood is not None else None
+            order = train.order(gen)
+            ood_order = ood.order(gen) if ood is not None else None
             for b in range(steps):
                 rows = order[b * bs:(b + 1) * bs]
                 o_rows = None if ood_order is None else ood_order[(b * bs) % len(ood_order):][:bs]
@@ -157,9 +156,9 @@ def train_ddsp_estimator(plan: DDSPPlan, data_dir: Path, ood_store: Path | None,
                 source = "in_domain" if info.step % 2 == 0 else "out_of_domain"
             w = strategy.weights_at(info.step, total)
             data, idx = (train, rows) if source == "in_domain" or o_rows is None else (ood, o_rows)
-            x = data.features[idx][:, None].to(device) if s.estimator == "conv2d" else data.features[idx].to(device)
-            f0 = _f0(data, idx)
-            f0 = f0.to(device) if f0 is not None else None
+            b = data.batch(idx)
+            x = b.features[:, None].to(device) if s.estimator == "conv2d" else b.features.to(device)
+            f0 = b.f0.to(device) if b.f0 is not None else None
             need_audio = w.get("spectral", 0.0) != 0.0
             if need_audio:
                 est, audio_hat = render(m, x, f0)
@@ -167,29 +166,27 @@ def train_ddsp_estimator(plan: DDSPPlan, data_dir: Path, ood_store: Path | None,
                 est, audio_hat = Estimate(m(x), synth), None
             loss = x.new_zeros(())
             if data is train and w.get("param", 0.0):
-                dyn = train.dynamic[idx].to(device) if train.dynamic is not None else None
-                loss = loss + w["param"] * s.param_scale * param_l1(est, train.static[idx].to(device), dyn)
+                dyn = b.dynamic.to(device) if b.dynamic is not None else None
+                loss = loss + w["param"] * s.param_scale * param_l1(est, b.static.to(device), dyn)
             if need_audio:
-                loss = loss + w["spectral"] * mss(data.audio[idx].to(device), audio_hat)
+                loss = loss + w["spectral"] * mss(b.audio.to(device), audio_hat)
             if w.get("embedding", 0.0) and embedding is not None:
-                loss = loss + w["embedding"] * stable_l1(embedding(est.static), data.embedding[idx].to(device))
+                loss = loss + w["embedding"] * stable_l1(embedding(est.static), b.embedding.to(device))
             return loss, len(idx)
 
         def validate(m: nn.Module) -> dict[str, float]:
             m.eval()
             losses, p_l1 = [], []
             with torch.no_grad():
-                for b in range(0, len(val.features), bs):
-                    rows = torch.arange(b, min(b + bs, len(val.features)))
-                    x = val.features[rows].to(device)
+                for b in val.batches(bs):
+                    x = b.features.to(device)
                     x = x[:, None] if s.estimator == "conv2d" else x
-                    f0 = _f0(val, rows)
-                    est, audio_hat = render(m, x, f0.to(device) if f0 is not None else None)
-                    losses.append(float(mss.per_example(val.audio[rows].to(device), audio_hat).sum()))
-                    dyn = val.dynamic[rows].to(device) if val.dynamic is not None else None
-                    p_l1.append(float(param_l1(est, val.static[rows].to(device), dyn)) * len(rows))
+                    est, audio_hat = render(m, x, b.f0.to(device) if b.f0 is not None else None)
+                    losses.append(float(mss.per_example(b.audio.to(device), audio_hat).sum()))
+                    dyn = b.dynamic.to(device) if b.dynamic is not None else None
+                    p_l1.append(float(param_l1(est, b.static.to(device), dyn)) * len(b))
             m.train()
-            n = len(val.features)
+            n = len(val)
             return {"val_spectral": sum(losses) / n, "val_param_l1": sum(p_l1) / n}
 
         meta = {"format": CHECKPOINT_FORMAT, "version": 1, "variant": plan.variant, "model_name": model_name,
@@ -209,17 +206,48 @@ def train_ddsp_estimator(plan: DDSPPlan, data_dir: Path, ood_store: Path | None,
     return {"variant": plan.variant, "model": model_name, "strategy": strategy.name, "embedding": embedding_name,
             "checkpoint": str(Path(out_dir) / "best.pt"), "best_val_spectral": result.best["val_spectral"],
             "best_epoch": result.best["val_spectral_epoch"], "epochs_done": result.epochs_done,
-            "n_train": len(train.features), "n_params": sum(p.numel() for p in model.parameters())}
+            "n_train": len(train), "n_params": sum(p.numel() for p in model.parameters())}
 
 
-def ood_set(plan: DDSPPlan, store: Path, split: str, limit: int | None, embedding_targets: bool = False) -> DDSPSet:
-    """Out-of-domain clips at the synth's rate and length, with features (and f0 tracks for f0 variants)."""
-    audio, _ = out_of_domain_audio(store, split, plan.sample_rate, plan.n_samples, limit)
-    f0 = torch.from_numpy(pitch_track(audio, plan.sample_rate, plan.synth.n_frames)) if plan.synth.external_f0 \
-        else None
-    x = torch.from_numpy(audio)
-    emb = torch.from_numpy(plan.core().embed({plan.sample_rate: audio})[plan.key]) if embedding_targets else None
-    return DDSPSet(plan.features(x), None, None, f0, x, emb)
+def ood_set(plan: DDSPPlan, store: Path, split: str, limit: int | None, embedding_targets: bool = False,
+            resident: int | None = None) -> DDSPSplit:
+    """Out-of-domain clips at the synth's rate and length, with features (and f0 tracks for f0 variants, and the
+    representation's embeddings as targets when asked). Resident when the clips fit ``resident`` bytes (default
+    :func:`~synthproxy.data.rows.resident_bytes`); else
+    streamed, with f0 tracks and embeddings computed per batch and kept (a few KB per clip)."""
+    root = open_audio_store(store)
+    rows = split_rows(root, split)[:limit]
+    if not len(rows):
+        raise StoreError(f"{store}: the out-of-domain {split} split is empty")
+    sr_in = int(root.attrs["sample_rate"])
+    if len(rows) * plan.n_samples * 4 <= (resident_bytes() if resident is None else resident):
+        audio, _ = out_of_domain_audio(store, split, plan.sample_rate, plan.n_samples, limit)
+        f0 = torch.from_numpy(pitch_track(audio, plan.sample_rate, plan.synth.n_frames)) \
+            if plan.synth.external_f0 else None
+        x = torch.from_numpy(audio)
+        emb = torch.from_numpy(plan.core().embed({plan.sample_rate: audio})[plan.key]) if embedding_targets else None
+        return DDSPSplit(len(x), resident=DDSPSet(plan.features(x), None, None, f0, x, emb))
+    f0_cache: dict[int, np.ndarray] = {}
+    emb_cache: dict[int, np.ndarray] = {}
+
+    def cached(cache: dict[int, np.ndarray], idx: np.ndarray, audio: np.ndarray,
+               fn: Callable[[np.ndarray], np.ndarray]) -> torch.Tensor:
+        todo = [j for j, i in enumerate(idx) if int(i) not in cache]
+        if todo:
+            for j, v in zip(todo, fn(audio[todo]), strict=True):
+                cache[int(idx[j])] = v
+        return torch.from_numpy(np.stack([cache[int(i)] for i in idx]))
+
+    def make(idx: np.ndarray, d: dict[str, np.ndarray]) -> DDSPSet:
+        audio = fit_clips(d["audio"], sr_in, plan.sample_rate, plan.n_samples)
+        f0 = cached(f0_cache, idx, audio, lambda a: pitch_track(a, plan.sample_rate, plan.synth.n_frames)) \
+            if plan.synth.external_f0 else None
+        emb = cached(emb_cache, idx, audio, lambda a: plan.core().embed({plan.sample_rate: a})[plan.key]) \
+            if embedding_targets else None
+        x = torch.from_numpy(audio)
+        return DDSPSet(plan.features(x), None, None, f0, x, emb)
+
+    return DDSPSplit(len(rows), rows=ChunkedRows({"audio": root["audio"]}, rows, resident_limit=0), make=make)
 
 
 def load_ddsp_estimator(path: Path, plan: DDSPPlan, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
@@ -233,20 +261,27 @@ def load_ddsp_estimator(path: Path, plan: DDSPPlan, device: torch.device) -> tup
     return model.to(device).eval(), ckpt | {"settings": settings}
 
 
-def _predict(model: nn.Module, data: DDSPSet, plan: DDSPPlan, conv2d: bool, device: torch.device, batch: int = 32
-             ) -> tuple[torch.Tensor, torch.Tensor | None, np.ndarray]:
-    statics, dyns, audios = [], [], []
+def _predict(model: nn.Module, data: DDSPSplit, plan: DDSPPlan, conv2d: bool, device: torch.device,
+             metrics: list[str], batch: int = 32) -> tuple[torch.Tensor, dict[str, np.ndarray], np.ndarray | None]:
+    """Predictions for every row in batches: static parameters ``(N, P)``, the audio metrics of their renders
+    against the targets (per row), and the parameter L1 per row when the split has parameters. Only one
+    batch of audio is held at a time."""
+    statics, scores, errors = [], [], []
     with torch.no_grad():
-        for b in range(0, len(data.features), batch):
-            x = data.features[b:b + batch].to(device)
+        for b in data.batches(batch):
+            x = b.features.to(device)
             x = x[:, None] if conv2d else x
             est = Estimate(model(x), plan.synth)
-            f0 = data.f0[b:b + batch].to(device) if data.f0 is not None else None
-            audios.append(plan.synth(est.static, est.dynamic, f0).cpu().numpy())
+            audio = plan.synth(est.static, est.dynamic, b.f0.to(device) if b.f0 is not None else None)
+            scores.append(compute_audio_metrics(b.audio.numpy(), audio.cpu().numpy(), plan.sample_rate, metrics))
             statics.append(est.static.cpu())
-            if est.dynamic is not None:
-                dyns.append(est.dynamic.cpu())
-    return torch.cat(statics), (torch.cat(dyns) if dyns else None), np.concatenate(audios)
+            if b.static is not None:
+                err = [(est.static.cpu() - b.static).abs().flatten(1)]
+                if est.dynamic is not None and b.dynamic is not None:
+                    err.append((est.dynamic.cpu() - b.dynamic).abs().flatten(1))
+                errors.append(torch.cat(err, dim=1).numpy())
+    merged = {k: np.concatenate([s[k] for s in scores]) for k in scores[0]}
+    return torch.cat(statics), merged, (np.concatenate(errors) if errors else None)
 
 
 def evaluate_ddsp_estimator(path: Path, plan: DDSPPlan, data_dir: Path, ood_store: Path | None, out_json: Path,
@@ -260,15 +295,12 @@ def evaluate_ddsp_estimator(path: Path, plan: DDSPPlan, data_dir: Path, ood_stor
                               "embedding": ckpt.get("embedding"), "checkpoint": str(path),
                               "pitch_tracker": plan.d["pitch_tracker"] if plan.synth.external_f0 else None}
     test = load_ddsp_split(plan, Path(data_dir) / "test.zarr")
-    static, dyn, audio = _predict(model, test, plan, conv2d, device)
-    scores = compute_audio_metrics(test.audio.numpy(), audio, plan.sample_rate, metrics)
-    err = [(static - test.static).abs().flatten(1)] + ([] if dyn is None else [(dyn - test.dynamic).abs().flatten(1)])
-    result["in_domain"] = _summary(scores) | {"param_l1": {"mean": float(torch.cat(err, dim=1).mean()),
-                                                           "n": len(static)}}
+    static, scores, err = _predict(model, test, plan, conv2d, device, metrics)
+    result["in_domain"] = _summary(scores) | {"param_l1": {"mean": float(err.mean()), "n": len(static)}}
     if ood_store is not None:
         ood = ood_set(plan, ood_store, "test", plan.d["evaluation"]["out_of_domain"])
-        o_static, _, o_audio = _predict(model, ood, plan, conv2d, device)
-        result["out_of_domain"] = _summary(compute_audio_metrics(ood.audio.numpy(), o_audio, plan.sample_rate, metrics))
+        o_static, o_scores, _ = _predict(model, ood, plan, conv2d, device, metrics)
+        result["out_of_domain"] = _summary(o_scores)
         effects = [e for e in EFFECTS if e in plan.synth.static_names]
         if effects:  # the effect-use table and figure read these (unit and physical values per sound)
             frame = parameter_frame({ckpt["model_name"]: o_static.numpy()}, plan.synth.cpu(), effects)
