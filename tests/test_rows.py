@@ -132,3 +132,38 @@ def test_ddsp_estimator_trains_from_a_streamed_split(ddsp_plan_and_data, tmp_pat
     assert sorted(seen[:32]) == list(range(32))
     assert np.isfinite(runs[0]["best_val_spectral"]) and runs[0]["best_val_spectral"] == runs[1]["best_val_spectral"]
     assert (tmp_path / "run0" / "best.pt").read_bytes() != b""
+
+
+def test_streamed_out_of_domain_split_gives_the_resident_rows(ddsp_plan_and_data, tmp_path):
+    """Out-of-domain clips (here 22.05 kHz, resampled to the synth's 16 kHz and trimmed) streamed by chunks
+    equal the resident ones, embeddings included."""
+    from synthproxy.data import audio_store as ast
+    from synthproxy.matching.ddsp_train import ood_set
+
+    plan, _ = ddsp_plan_and_data
+    n, sr = 24, 22050
+    meta = {"note_id": np.array([f"n{i}" for i in range(n)], dtype=object),
+            "instrument": np.array([f"i{i % 5}" for i in range(n)], dtype=object),
+            "instrument_family": np.array(["bass" if i % 2 else "reed" for i in range(n)], dtype=object),
+            "source": np.array(["synthetic"] * n, dtype=object), "program_name": np.array([""] * n, dtype=object),
+            "program": np.full(n, -1, np.int16), "pitch": np.arange(40, 40 + n, dtype=np.int16),
+            "velocity": np.full(n, 100, np.int16)}
+    store = tmp_path / "ood.zarr"
+    root = ast.create_audio_store(store, kind="nsynth", sample_rate=sr, duration=4.5, chunk_rows=4,
+                                  settings={"seed": 0}, metadata=meta,
+                                  split=np.zeros(n, dtype=np.int8))  # every clip in the train split
+    t = np.arange(int(4.5 * sr)) / sr
+    for c in ast.missing_chunks(root):
+        s, e = ast.chunk_bounds(root, c)
+        ast.write_chunk(root, c, np.stack([0.3 * np.sin(2 * np.pi * 110 * (1 + i / 7) * t) for i in range(s, e)])
+                        .astype(np.float32))
+    ast.mark_complete(root)
+    resident = ood_set(plan, store, "train", None, embedding_targets=True)
+    streamed = ood_set(plan, store, "train", None, embedding_targets=True, resident=0)
+    assert resident.resident is not None and streamed.resident is None and len(resident) == len(streamed) == n
+    idx = torch.tensor([23, 2, 11, 12, 5])
+    a, b = resident.batch(idx), streamed.batch(idx)
+    assert a.audio.shape == (5, plan.n_samples) and torch.equal(a.audio, b.audio)
+    torch.testing.assert_close(a.features, b.features, rtol=0, atol=1e-5)
+    torch.testing.assert_close(a.embedding, b.embedding, rtol=0, atol=1e-5)
+    torch.testing.assert_close(streamed.batch(idx).embedding, b.embedding, rtol=0, atol=0)  # cached: the same
