@@ -86,7 +86,7 @@ def ddsp_plan_and_data(tmp_path_factory):
     ddsp = dict(tiny["ddsp"], variants=["fx_env"], size=40, chunk_rows=8)
     plan = DDSPPlan(validate_config(small_config(ddsp=ddsp)), "fx_env")
     out = tmp_path_factory.mktemp("ddsp")
-    for split in ("train", "val"):
+    for split in ("train", "val", "test"):
         build_ddsp_split(plan, split, out / f"{split}.zarr")
     return plan, out
 
@@ -131,7 +131,22 @@ def test_ddsp_estimator_trains_from_a_streamed_split(ddsp_plan_and_data, tmp_pat
             for i in range(2)]
     assert sorted(seen[:32]) == list(range(32))
     assert np.isfinite(runs[0]["best_val_spectral"]) and runs[0]["best_val_spectral"] == runs[1]["best_val_spectral"]
-    assert (tmp_path / "run0" / "best.pt").read_bytes() != b""
+    # evaluation scores one batch of renders at a time; streamed or resident, the same numbers
+    import json
+
+    scores = [ddsp_train.evaluate_ddsp_estimator(tmp_path / "run0" / "best.pt", plan, data, None,
+                                                 tmp_path / f"eval{i}.json", torch.device("cpu")) for i in range(2)]
+    monkeypatch.setenv("SYNTHPROXY_RESIDENT_MB", "512")
+    scores.append(ddsp_train.evaluate_ddsp_estimator(tmp_path / "run0" / "best.pt", plan, data, None,
+                                                     tmp_path / "eval_resident.json", torch.device("cpu")))
+    ind = scores[0]["in_domain"]
+    assert ind["param_l1"]["n"] == 4 and 0 < ind["param_l1"]["mean"] < 1  # 40 sounds: 32 / 4 / 4
+    audio_metrics = set(ind) - {"param_l1"}
+    assert len(audio_metrics) >= 3 and all(ind[k]["n"] == 4 and np.isfinite(ind[k]["mean"]) for k in audio_metrics)
+    assert json.loads((tmp_path / "eval0.json").read_text())["in_domain"] == ind
+    for other in scores[1:]:
+        for k, v in other["in_domain"].items():
+            assert v["mean"] == pytest.approx(ind[k]["mean"], rel=1e-5), k
 
 
 def test_streamed_out_of_domain_split_gives_the_resident_rows(ddsp_plan_and_data, tmp_path):
