@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,8 @@ from threadpoolctl import threadpool_limits
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+
+from common import best_of, result  # noqa: E402
 
 from synthproxy.audio.features import LogMel  # noqa: E402
 from synthproxy.config import validate_config  # noqa: E402
@@ -45,11 +46,6 @@ TARGET_VARIANT, TARGET_BATCH, TARGET_X = "fx_env", 64, 50.0
 PARAM_SCALE = 20.0  # paper 2: parameter L1 x 20
 
 
-def result(name: str, value: float, unit: str, target: str, ratio: float | None) -> None:
-    """The machine-readable line benchmarks/run_all.py collects: name, value, unit, target, ratio (>= 1: met)."""
-    r = "-" if ratio is None else f"{ratio:.3g}"
-    print(f"RESULT\t{name}\t{value:.4g}\t{unit}\t{target}\t{r}", flush=True)
-
 
 def ddsp_settings() -> dict[str, Any]:
     """The ``ddsp`` section (defaults filled) of config/config.yaml, or of config/tiny.yaml when it has none."""
@@ -59,15 +55,6 @@ def ddsp_settings() -> dict[str, Any]:
             return validate_config(raw, REPO)["ddsp"]
     raise SystemExit("neither config/config.yaml nor config/tiny.yaml has a ddsp section")
 
-
-def best_seconds(fn: Callable[[], Any], repeats: int) -> float:
-    """Best of ``repeats`` timings (the least disturbed by whatever else runs on the machine)."""
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def make_synth(variant: str, d: dict[str, Any]) -> DDSPSynth:
@@ -91,7 +78,7 @@ def render_point(synth: DDSPSynth, mss: MultiScaleSpectralLoss, batch: int, gen:
         mss(target, synth(*inputs)).backward()
 
     audio_s = batch * synth.duration
-    return audio_s / best_seconds(forward, repeats), audio_s / best_seconds(backward, repeats_backward)
+    return audio_s / best_of(forward, repeats), audio_s / best_of(backward, repeats_backward)
 
 
 def render_speed(args: argparse.Namespace, d: dict[str, Any]) -> None:

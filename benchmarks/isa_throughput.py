@@ -19,6 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from common import result
+
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 0.9
 KEYS = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")
@@ -98,8 +100,7 @@ def main() -> None:
         ratio = native[arch] / avx2[arch]
         print(f"{arch:10s} {avx2[arch]:12.4f} {native[arch]:12.4f} {ratio:10.3f}")
         # RESULT line for benchmarks/run_all.py: ratio >= 1 when AVX2 loses at most (1 - TARGET)
-        print(f"RESULT\tavx2_cost_{arch}\t{ratio:.4g}\tbest/AVX2 step time\t>={TARGET}\t{ratio / TARGET:.3g}",
-              flush=True)
+        result(f"avx2_cost_{arch}", ratio, "best/AVX2 step time", f">={TARGET}", ratio / TARGET)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,8 @@ from threadpoolctl import threadpool_limits
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from common import result  # noqa: E402
+
 from synthproxy.audio.features import MinMaxScaler  # noqa: E402
 from synthproxy.config import load_config, validate_config  # noqa: E402
 from synthproxy.errors import SynthProxyError  # noqa: E402
@@ -59,11 +61,6 @@ MATCH_TARGET_S = 2.0  # seconds per 4-s WAV, one core
 WAV_SECONDS = 4.0
 DEFAULT_RESULTS = REPO / "results"  # the workflow run of this checkout
 
-
-def result(name: str, value: float, unit: str, target: str, ratio: float | None) -> None:
-    """The machine-readable line benchmarks/run_all.py collects: name, value, unit, target, ratio (>= 1: met)."""
-    r = "-" if ratio is None else f"{ratio:.3g}"
-    print(f"RESULT\t{name}\t{value:.4g}\t{unit}\t{target}\t{r}", flush=True)
 
 
 def skip(name: str, reason: str) -> None:

@@ -37,7 +37,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+
+from common import best_of  # noqa: E402
 
 from synthproxy.plan.costs import COSTS_FORMAT, load_costs  # noqa: E402
 
@@ -76,15 +77,6 @@ GPU_BATCH = {"representations": 64, "forward": 1024, "cnn": 64, "gru": 32, "ddsp
 ARCHS = ("mlp_oh", "hn_oh", "hn_pt", "hn_ptgru", "tfm")
 PAPER_BATCH = {"tfm": 256}
 
-
-def best_of(fn: Callable[[], Any], repeats: int) -> float:
-    """Smallest wall time of ``repeats`` calls of ``fn`` (seconds)."""
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def entry(value: float, unit: str, source: str, estimated: bool = False, digits: int = 4) -> dict[str, Any]:

@@ -23,6 +23,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from common import result  # noqa: E402
+
 from synthproxy.data.store import StoreLayout, create_store  # noqa: E402
 from synthproxy.presets.sampling import PresetSampler  # noqa: E402
 from synthproxy.proxy.train import train_encoder  # noqa: E402
@@ -30,11 +32,6 @@ from synthproxy.synths.spec import load_spec  # noqa: E402
 
 WAIT_TARGET_PERCENT = 5.0
 
-
-def result(name: str, value: float, unit: str, target: str, ratio: float | None) -> None:
-    """The machine-readable line benchmarks/run_all.py collects: name, value, unit, target, ratio (>= 1: met)."""
-    r = "-" if ratio is None else f"{ratio:.3g}"
-    print(f"RESULT\t{name}\t{value:.4g}\t{unit}\t{target}\t{r}", flush=True)
 
 
 def make_store(path: Path, rows: int, dim: int = 192, chunk: int = 1024) -> None:
