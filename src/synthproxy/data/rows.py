@@ -91,6 +91,12 @@ class ChunkedRows:
             self._cache.popitem(last=False)
         return block
 
+    def everything(self) -> dict[str, np.ndarray]:
+        """Every selected row of every array, as read at construction (resident sources only; no copy)."""
+        if self._all is None:
+            raise StoreError("a streamed source is read by take(), not all at once")
+        return self._all
+
     def take(self, idx: np.ndarray | torch.Tensor) -> dict[str, np.ndarray]:
         """The logical rows ``idx`` (any order) of every array, in that order."""
         idx = np.asarray(idx, dtype=np.int64)

@@ -315,5 +315,5 @@ def load_ddsp_split(plan: DDSPPlan, store: Path, limit: int | None = None,
         return DDSPSet(plan.features(audio), t["static"], t.get("dynamic"), t.get("f0"), audio, t["embedding"])
 
     if rows.resident:
-        return DDSPSplit(n, resident=make(np.arange(n), rows.take(np.arange(n))))
+        return DDSPSplit(n, resident=make(np.arange(n), rows.everything()))
     return DDSPSplit(n, rows=rows, make=make)
